@@ -1,0 +1,5 @@
+import sys
+
+from tpsep.cli import main
+
+sys.exit(main())
