@@ -33,6 +33,10 @@ class CheckFailed(AssertionError):
     """Raised by an exercise test with a message the student can act on."""
 
 
+class ReferenceFailed(RuntimeError):
+    """tpsep's own reference failed on the check's inputs: a bug in the course, not the student's."""
+
+
 @dataclass
 class Exercise:
     name: str
@@ -138,7 +142,11 @@ def _run(exercise: Exercise, attempt: Any, seed: int) -> None:
             exercise.test(attempt, exercise.reference, rng)
             continue
         args, kwargs = exercise.make_inputs(rng)
-        expected = exercise.reference(*args, **kwargs)
+        try:
+            expected = exercise.reference(*args, **kwargs)
+        except Exception as error:  # not the student's fault: say so loudly
+            raise ReferenceFailed(f"tpsep's reference for {exercise.name} failed; this is a bug in "
+                               f"the course, please report it") from error
         got = attempt(*args, **kwargs)
         compare(got, expected, exercise.atol, exercise.rtol)
 
@@ -165,6 +173,8 @@ def check(name: str, attempt: Any, seed: int | None = None) -> Any:
     seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
     try:
         _run(exercise, attempt, seed)
+    except ReferenceFailed:
+        raise
     except NotImplementedError:
         status, message = "todo", f"… {name}: not done yet; the notebook continues with tpsep's reference."
     except CheckFailed as failure:

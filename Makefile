@@ -1,0 +1,27 @@
+# Two commands on a fresh machine:  `make lab` starts the course, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: lab test notebooks check-notebooks clean
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab notebooks/
+
+test: $(VENV)/.installed
+	$(BIN)/pytest
+
+notebooks: $(VENV)/.installed
+	$(BIN)/tpsep build
+
+check-notebooks: $(VENV)/.installed
+	$(BIN)/tpsep build --check
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from tpsep import spectral
+
+
+def test_stft_matches_librosa_and_inverts():
+    import librosa
+
+    x = np.random.default_rng(0).standard_normal(8000)
+    X = spectral.stft(x, n_fft=512, hop=128).numpy()
+    expected = librosa.stft(x, n_fft=512, hop_length=128, window="hann", center=True, pad_mode="reflect")
+    assert X.shape == (257, 1 + len(x) // 128)
+    np.testing.assert_allclose(X, expected, atol=1e-8)
+    y = spectral.istft(X, n_fft=512, hop=128, length=len(x)).numpy()
+    np.testing.assert_allclose(y, x, atol=1e-9)
+
+
+def test_batched_shapes_are_kept():
+    x = torch.randn(2, 3, 4000)
+    X = spectral.stft(x, n_fft=256, hop=64)
+    assert X.shape[:3] == (2, 3, 129)
+    assert spectral.istft(X, n_fft=256, hop=64, length=4000).shape == (2, 3, 4000)
+
+
+def test_512_bin_round_trip_is_exact_with_the_mixture_nyquist_bin():
+    x = torch.randn(8192 * 2, dtype=torch.float64)
+    X = spectral.stft(x, n_fft=1024, hop=768)
+    assert X.shape[-2] == 513
+    cropped = spectral.crop_bins(X)
+    assert cropped.shape[-2] == 512
+    torch.testing.assert_close(spectral.restore_bins(cropped, X), X)
+    zero_top = spectral.restore_bins(cropped)
+    assert torch.all(zero_top[..., -1, :] == 0)
+
+
+def test_shape_mistakes_are_clear_errors():
+    X = spectral.stft(torch.randn(8192), n_fft=1024, hop=768)
+    with pytest.raises(ValueError, match="513"):
+        spectral.crop_bins(spectral.crop_bins(X))
+    with pytest.raises(ValueError, match="restore_bins"):
+        spectral.istft(spectral.crop_bins(X))
+    with pytest.raises(ValueError, match="NaN"):
+        spectral.stft(torch.full((4096,), float("nan")))
+    with pytest.raises(ValueError, match="too short"):
+        spectral.stft(torch.randn(100), n_fft=1024)
+
+
+def test_to_db_floors_at_top_db_below_the_peak():
+    mag = torch.tensor([1.0, 0.1, 1e-9])
+    db = spectral.to_db(mag, top_db=60)
+    assert db[0] == 0
+    assert torch.isclose(db[1], torch.tensor(-20.0))
+    assert db[2] == -60
