@@ -134,3 +134,57 @@ class UNet(nn.Module):
         for block, skip in zip(self.decoder[1:], reversed(skips[:-1])):
             h = block(torch.cat([h, skip], dim=1))
         return torch.sigmoid(h.squeeze(1))      # (batch, F, T)
+
+
+def build_model(model_config: dict | None = None, verbose: bool = False) -> UNet:
+    """Rebuild a U-Net from the plain dict stored in a checkpoint (see :func:`tpsep.train.load_model`)."""
+    return UNet(UNetConfig(**(model_config or {})), verbose=verbose)
+
+
+# ---- the recipe behind `tpsep train unet` (see tpsep.train) ----
+
+def training_recipe(args):
+    """Model, loss and data for ``tpsep train unet``.
+
+    ``args``: the parsed command line; uses ``dataset`` (default "music"), ``batch_size``,
+    ``seed``, ``num_workers`` and ``options`` (``--option KEY=VALUE``): any
+    :class:`UNetConfig` field (``depth``, ``channels``, ``max_channels``, ``mask_bias``, ...),
+    ``target`` (default "vocals") and ``patches_per_track`` (patches drawn per track per epoch).
+
+    Returns:
+        ``(model, loss_fn, train_loader, valid_loader, extra)``; ``extra`` says how to
+        rebuild the model and what it separates.
+    """
+    from dataclasses import asdict, fields
+
+    from torch.utils.data import DataLoader
+
+    from tpsep import data
+    from tpsep.losses import l1_mask_loss
+
+    options = dict(getattr(args, "options", None) or {})
+    config_keys = {f.name for f in fields(UNetConfig)}
+    config = UNetConfig(**{k: options.pop(k) for k in list(options) if k in config_keys})
+    target = options.pop("target", "vocals")
+    dataset_options = options  # the rest goes to the patch dataset (e.g. patches_per_track)
+    dataset = getattr(args, "dataset", None) or "music"
+
+    def patches(split):
+        tracks = data.load_dataset(dataset, split=split)
+        return data.SpectrogramPatchDataset(tracks, target=target, **dataset_options)
+
+    train_set = patches("train")
+    valid_set = patches("valid")
+    workers = getattr(args, "num_workers", 0) or 0
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                              num_workers=workers)
+    valid_loader = DataLoader(valid_set, batch_size=args.batch_size, shuffle=False, num_workers=workers)
+    model = UNet(config)
+
+    def loss_fn(model, batch):
+        mixture_mag, target_mag = batch             # (batch, 512, 128) each, raw magnitudes
+        return l1_mask_loss(model(mixture_mag), mixture_mag, target_mag)
+
+    extra = {"model_name": "unet", "model_config": asdict(config), "target": target, "dataset": str(dataset),
+             "rate": 8192, "n_fft": 1024, "hop": 768}
+    return model, loss_fn, train_loader, valid_loader, extra
