@@ -1,0 +1,277 @@
+"""Evaluate a separator on a dataset, and the ``tpsep evaluate`` command.
+
+Everything that separates is a *separator*: a callable
+
+    separator(track) -> {source name: estimate, float32 (channels, samples)}
+
+An oracle mask (:func:`tpsep.masks.oracle_separator`), a trained U-Net or a
+Conv-TasNet all fit, so one :func:`evaluate` scores them all the same way, and
+the notebooks' tables can be compared line by line.
+
+:func:`evaluate` returns the long table of per-frame scores
+(:func:`tpsep.metrics.scores_table`); :func:`tpsep.metrics.summary_table` turns
+it into the SiSEC summary (median over frames, then median over tracks).
+
+Adding a checkpoint mode (``tpsep evaluate CHECKPOINT ...``): write a loader
+``loader(path, args) -> separator or None`` (None: "not my kind of checkpoint"),
+call :func:`register_checkpoint_loader` in your module, and add the module's name
+to ``LOADER_MODULES`` so the command imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from tpsep import masks, metrics
+
+MODES = ("museval", "global", "fast", "si_sdr")
+MODE_HELP = {
+    "museval": "BSS Eval v4 (museval) on 1 s frames: SDR, ISR, SIR, SAR, as in SiSEC 2018",
+    "global": "BSS Eval v4 (museval) on the whole signal: one SDR/ISR/SIR/SAR per track",
+    "fast": "tpsep.metrics.fast_sdr: whole-signal bss_eval_sources SDR, much faster",
+    "si_sdr": "scale-invariant SDR (whole signal, mean over channels)",
+}
+CHECKPOINT_LOADERS: list[Callable] = []
+LOADER_MODULES: list[str] = []  # modules that call register_checkpoint_loader when imported
+
+
+def register_checkpoint_loader(loader: Callable) -> Callable:
+    """Let ``tpsep evaluate CHECKPOINT`` understand a new kind of checkpoint.
+
+    Args:
+        loader: ``loader(path: str, args: argparse.Namespace) -> separator | None``.
+
+    Returns:
+        ``loader`` itself, so it can be used as a decorator.
+    """
+    CHECKPOINT_LOADERS.append(loader)
+    return loader
+
+
+def _group_targets(targets) -> list[tuple[list[str], list[str]]]:
+    """Which targets are scored together: (references to use, targets to report).
+
+    BSS Eval's SIR depends on which references are given, so, as museval does for
+    MUSDB18, the stems are scored together and "accompaniment" is scored in a pair
+    with "vocals" (it overlaps every other stem).
+    """
+    targets = list(dict.fromkeys(targets))
+    stems = [t for t in targets if t != "accompaniment"]
+    groups = []
+    if "accompaniment" in targets:
+        pair = ["vocals", "accompaniment"]
+        report = [t for t in pair if t in targets and not (t == "vocals" and len(stems) > 1)]
+        groups.append((pair, report))
+        stems = [] if stems == ["vocals"] else stems
+    if stems:
+        groups.append((stems, stems))
+    return groups
+
+
+def _estimates_for(estimates: dict, names, track) -> np.ndarray:
+    out = []
+    for name in names:
+        if name not in estimates:
+            raise ValueError(f"the separator returned no estimate for {name!r} on track {track.name!r}; "
+                             f"it returned {sorted(estimates)}")
+        estimate = np.asarray(estimates[name], dtype=np.float32)
+        if estimate.shape != track.mixture.shape:
+            raise ValueError(f"estimate {name!r} of track {track.name!r} has shape {estimate.shape}, the "
+                             f"mixture {track.mixture.shape}: return (channels, samples) like the mixture")
+        if not np.isfinite(estimate).all():
+            raise ValueError(f"estimate {name!r} of track {track.name!r} contains NaN or inf")
+        out.append(estimate)
+    return np.stack(out)
+
+
+def score_track(estimates: dict, track, targets=("vocals", "accompaniment"), mode: str = "museval",
+                method: str = "method", window_seconds: float = 1.0, hop_seconds: float = 1.0) -> pd.DataFrame:
+    """Score one track's estimates.
+
+    Args:
+        estimates: dict name -> ``(channels, samples)``, as a separator returns.
+        track: a :class:`tpsep.data.Track` (its true stems are the references).
+        targets: which sources to score.
+        mode: one of ``MODES`` (see ``MODE_HELP``).
+
+    Returns:
+        the long table of :func:`tpsep.metrics.scores_table` for this track.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {MODES}")
+    tables = []
+    for references_names, report in _group_targets(targets):
+        references = np.stack([track.stem(name) for name in references_names])
+        estimated = _estimates_for(estimates, references_names, track)
+        if mode == "museval":
+            scores = metrics.bss_eval(references, estimated, rate=track.rate,
+                                      window_seconds=window_seconds, hop_seconds=hop_seconds)
+        elif mode == "global":
+            scores = {k: v[:, None] for k, v in metrics.bss_eval_global(references, estimated).items()}
+        elif mode == "fast":
+            scores = {"SDR": metrics.fast_sdr(references, estimated)[:, None]}
+        else:
+            values = metrics.si_sdr(estimated, references).mean(dim=-1)  # mean over channels
+            scores = {"SI-SDR": values.numpy()[:, None]}
+        keep = [references_names.index(name) for name in report]
+        scores = {k: np.asarray(v)[keep] for k, v in scores.items()}
+        tables.append(metrics.scores_table(scores, report, track=track.name, method=method))
+    return pd.concat(tables, ignore_index=True)
+
+
+def evaluate(separator: Callable, tracks, targets=("vocals", "accompaniment"), *, method: str | None = None,
+             mode: str = "museval", window_seconds: float = 1.0, hop_seconds: float = 1.0,
+             progress: bool = False) -> pd.DataFrame:
+    """Run ``separator`` on every track and score it.
+
+    Args:
+        separator: ``separator(track) -> {name: (channels, samples)}``.
+        tracks: list of :class:`tpsep.data.Track`.
+        targets: sources to score; "accompaniment" = everything but the vocals.
+        method: the name in the table (default: the separator's ``__name__``).
+        mode: "museval" (framed BSS Eval v4), "global", "fast" or "si_sdr".
+        window_seconds, hop_seconds: framing of the "museval" mode, in seconds
+            (converted to samples with each track's rate).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        long DataFrame (method, track, target, metric, frame, value); summarise it with
+        :func:`tpsep.metrics.summary_table`.
+    """
+    tracks = list(tracks)
+    if not tracks:
+        raise ValueError("evaluate got no tracks; check the dataset name and split")
+    method = method or getattr(separator, "__name__", "method")
+    if progress:
+        from tqdm.auto import tqdm
+        tracks = tqdm(tracks, desc=f"evaluating {method}", leave=False)
+    tables = []
+    for track in tracks:
+        estimates = separator(track)
+        tables.append(score_track(estimates, track, targets, mode=mode, method=method,
+                                  window_seconds=window_seconds, hop_seconds=hop_seconds))
+        if hasattr(track, "unload"):
+            track.unload()  # keep memory flat on long datasets
+    frames = pd.concat(tables, ignore_index=True)
+    frames.attrs["mode"] = mode
+    return frames
+
+
+# ----------------------------------------------------------------------------- command line
+
+def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``tpsep evaluate`` on an argparse ``subparsers`` object."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score oracle masks (or a trained model) on a dataset split",
+        description=(
+            "Separate every track of a dataset split and score the estimates.\n\n"
+            "Oracle masks are computed from the true sources, so they are not methods but "
+            "ceilings: the best a mask on this STFT could do. Scores are in dB and "
+            "aggregated as in SiSEC 2018: median over 1 s frames within a track, then "
+            "median over tracks.\n\n"
+            "examples:\n"
+            "  tpsep evaluate --oracle irm --dataset music --split test\n"
+            "  tpsep evaluate --oracle ibm irm irm2 wiener mix --json oracle.json\n"
+            "  tpsep evaluate --oracle irm --metric fast      # quick whole-signal SDR"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", nargs="?", default=None,
+                        help="a trained model's checkpoint to evaluate (needs a registered loader)")
+    parser.add_argument("--oracle", nargs="+", choices=masks.MASK_KINDS, default=None, metavar="KIND",
+                        help="oracle mask(s): ibm (binary), irm (ratio, magnitude), irm2 (ratio, power), "
+                             "wiener (ratio of locally averaged powers), mix (the mixture as estimate)")
+    parser.add_argument("--dataset", default="music",
+                        help='"music", "speech", or a path to real data (default: music)')
+    parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument("--targets", nargs="+", default=None,
+                        help="sources to score (default: vocals accompaniment for music, every source otherwise)")
+    parser.add_argument("--tracks", type=int, default=None, help="score only the first N tracks")
+    parser.add_argument("--metric", choices=MODES, default="museval",
+                        help="; ".join(f"{k}: {v}" for k, v in MODE_HELP.items()))
+    parser.add_argument("--n-fft", type=int, default=1024, help="STFT size of the oracle masks (default 1024)")
+    parser.add_argument("--hop", type=int, default=256, help="STFT hop of the oracle masks (default 256)")
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the numbers to PATH as JSON")
+    parser.set_defaults(func=run_evaluate)
+    return parser
+
+
+def _separators_from_args(args) -> list[tuple[str, Callable]]:
+    if args.checkpoint and args.oracle:
+        raise SystemExit("tpsep evaluate: give either a CHECKPOINT or --oracle, not both")
+    if args.oracle:
+        return [(kind, masks.oracle_separator(kind, n_fft=args.n_fft, hop=args.hop)) for kind in args.oracle]
+    if not args.checkpoint:
+        raise SystemExit("tpsep evaluate: nothing to evaluate; give --oracle KIND or a CHECKPOINT")
+    if not Path(args.checkpoint).exists():
+        raise SystemExit(f"tpsep evaluate: checkpoint not found: {args.checkpoint}")
+    for name in LOADER_MODULES:
+        importlib.import_module(name)
+    for loader in CHECKPOINT_LOADERS:
+        separator = loader(args.checkpoint, args)
+        if separator is not None:
+            return [(Path(args.checkpoint).stem, separator)]
+    raise SystemExit(f"tpsep evaluate: no loader understands {args.checkpoint} "
+                     "(checkpoint evaluation is added by the model notebooks' code)")
+
+
+def _load_tracks(dataset, split):
+    from tpsep.data import load_dataset
+
+    return load_dataset(dataset, split=split)
+
+
+def summary_to_dict(summary: pd.DataFrame) -> dict:
+    """``{method: {target: {metric: value}}}`` from :func:`tpsep.metrics.summary_table`."""
+    out: dict = {}
+    for (method, target), row in summary.iterrows():
+        out.setdefault(method, {})[target] = {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
+    return out
+
+
+def run_evaluate(args) -> int:
+    """Entry point of ``tpsep evaluate`` (exit status 0); the work is in :func:`evaluate_from_args`."""
+    evaluate_from_args(args)
+    return 0
+
+
+def evaluate_from_args(args) -> dict:
+    """What ``tpsep evaluate`` does: print the table and its key line; return the JSON-able results."""
+    tracks = _load_tracks(args.dataset, args.split)
+    if args.tracks is not None:
+        tracks = tracks[: args.tracks]
+    if not tracks:
+        raise SystemExit(f"tpsep evaluate: dataset {args.dataset!r} split {args.split!r} has no tracks")
+    targets = args.targets or (["vocals", "accompaniment"] if "vocals" in tracks[0].source_names
+                               else list(tracks[0].source_names))
+    frames = pd.concat([evaluate(separator, tracks, targets, method=name, mode=args.metric, progress=True)
+                        for name, separator in _separators_from_args(args)], ignore_index=True)
+    summary = metrics.summary_table(frames)
+    print(f"dataset {args.dataset!r}, split {args.split!r}: {len(tracks)} tracks at {tracks[0].rate} Hz; "
+          f"metric: {MODE_HELP[args.metric]}")
+    print(metrics.format_summary(summary))
+    results = {
+        "command": "evaluate", "dataset": str(args.dataset), "split": args.split, "tracks": len(tracks),
+        "metric": args.metric, "aggregation": metrics.AGGREGATION if args.metric == "museval"
+        else "whole-signal score per track, then median over tracks",
+        "stft": {"n_fft": args.n_fft, "hop": args.hop} if args.oracle else None,
+        "summary": summary_to_dict(summary),
+        "per_track": [{"method": m, "track": t, "target": g,
+                       **{k: (None if pd.isna(v) else float(v)) for k, v in row.items()}}
+                      for (m, t, g), row in metrics.track_table(frames).iterrows()],
+    }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    main_metric = "SI-SDR" if args.metric == "si_sdr" else "SDR"
+    focus = "vocals" if "vocals" in targets else targets[0]
+    figures = ", ".join(f"{method} {values[focus][main_metric]:.2f} dB"
+                        for method, values in results["summary"].items() if focus in values)
+    print(f"{focus} {main_metric} (median over tracks): {figures}")
+    return results
