@@ -1,0 +1,119 @@
+"""Datasets for the course: embedded defaults rendered offline, real datasets, PyTorch wrappers.
+
+>>> from tpsep.data import load_dataset, describe
+>>> tracks = load_dataset("music", split="test")     # Bach chorales, rendered once and cached
+>>> describe(tracks)                                  # a small table: name, split, duration, rate
+>>> track = tracks[0]; track.mixture.shape            # (channels, samples), float32
+>>> track.sources["vocals"]                           # same shape as the mixture
+
+``load_dataset`` also reads real data from a folder: MUSDB18 (``.stem.mp4``,
+needs ffmpeg), MUSDB18-HQ, any folder of stems ``<track>/<stem>.wav``, and
+LibriMix / wsj0-2mix. Changing ``DATASET = "music"`` into a path is all a
+notebook needs to do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .cache import cache_root, dataset_dir, render_once
+from .track import MUSDB_SOURCES, Track, files_track, memory_track
+from .real import load_librimix, load_musdb, load_real, load_stem_folder
+
+EMBEDDED = {"music": "chorales", "chorales": "chorales", "speech": "speech2mix", "speech2mix": "speech2mix"}
+
+__all__ = ["Track", "load_dataset", "describe", "dataset_folder", "cache_root", "MUSDB_SOURCES",
+           "load_stem_folder", "load_musdb", "load_librimix", "memory_track", "files_track",
+           "ChunkDataset", "SpectrogramPatchDataset", "TrackDataset"]
+
+
+def _split_options(name: str, options: dict) -> tuple:
+    """Separate the rendering parameters of an embedded dataset from the loading options."""
+    if EMBEDDED[name] == "chorales":
+        from .chorales import music_params as make_params
+        keys = ("n_chorales", "rate", "channels", "seed", "augment", "n_valid", "n_test")
+    else:
+        from .speech import speech_params as make_params
+        keys = ("n_train", "n_valid", "n_test", "rate", "seed", "noisy", "utterances_per_speaker")
+    loading = ("progress", "verify")
+    unknown = [k for k in options if k not in keys + loading]
+    if unknown:
+        raise TypeError(f"load_dataset({name!r}) got unknown option(s) {unknown}; expected any of {list(keys + loading)}")
+    return make_params(**{k: options[k] for k in keys if k in options}), {k: options[k] for k in loading if k in options}
+
+
+def dataset_folder(name: str = "music", progress: bool = True, verify: bool = True, **params) -> Path:
+    """Render the embedded dataset ``name`` if it is not cached yet and return its folder.
+
+    The folder is keyed by the rendering parameters (``$TPSEP_CACHE/chorales-<key>/``);
+    a partial or corrupted folder (manifest missing, sizes or checksums wrong)
+    is rendered again.
+    """
+    kind = EMBEDDED.get(name)
+    if kind is None:
+        raise ValueError(f"unknown embedded dataset {name!r}; expected 'music' or 'speech'")
+    params, _ = _split_options(name, params)
+    if kind == "chorales":
+        from .chorales import render_music as render
+    else:
+        from .speech import render_speech as render
+    return render_once(kind, params, lambda folder: render(folder, params, progress), checksums=verify)
+
+
+def load_dataset(name: str = "music", split: str = "train", **options) -> list:
+    """Load a dataset as a list of :class:`Track` (audio is read lazily, when first used).
+
+    Args:
+        name: ``"music"`` (Bach chorales rendered as drums/bass/other/vocals, 16 kHz mono),
+            ``"speech"`` (two-speaker espeak-ng mixtures s1/s2, 8 kHz), or the path of a
+            real dataset (auto-detected; force with ``kind="musdb" | "musdbhq" | "stems" | "librimix"``).
+        split: ``"train"``, ``"valid"``, ``"test"`` or ``"all"``.
+        **options: music: ``n_chorales=40, rate=16000, channels=1, seed=0, augment=0,
+            n_valid=4, n_test=8``; speech: ``n_train=600, n_valid=100, n_test=100, rate=8000,
+            seed=0, noisy=False``; both: ``progress=True`` (tqdm bar while rendering),
+            ``verify=True`` (checksum the cache). Real data: ``kind=``, ``sources=``,
+            ``allow_silent=``, ``noisy=`` (LibriMix).
+
+    Returns:
+        list of Track, each with ``mixture`` and ``sources`` float32 ``(channels, samples)``.
+    """
+    if split not in ("train", "valid", "test", "all"):
+        raise ValueError(f"unknown split {split!r}; expected 'train', 'valid', 'test' or 'all'")
+    if isinstance(name, str) and name in EMBEDDED:
+        params, loading = _split_options(name, options)
+        folder = dataset_folder(name, **loading, **options_without(options, loading))
+        manifest = json.loads((folder / "manifest.json").read_text())
+        per_track = json.loads((folder / "tracks.json").read_text())
+        if EMBEDDED[name] == "chorales":
+            tracks = load_stem_folder(folder, split, kind="chorales")
+        else:
+            tracks = load_librimix(folder, split, noisy=params["noisy"], rate=params["rate"])
+        for track in tracks:
+            track.meta.update(per_track.get(track.name, {}))
+            track.meta.update(origin=EMBEDDED[name], params=params,
+                              render_seconds=manifest["info"].get("render_seconds"))
+        return tracks
+    if isinstance(name, str) and not any(c in name for c in "/\\.~") and not Path(name).exists():
+        raise ValueError(f"unknown dataset {name!r}; expected 'music', 'speech' or the path of a dataset folder")
+    return load_real(Path(name), split, **options)
+
+
+def options_without(options: dict, loading: dict) -> dict:
+    return {k: v for k, v in options.items() if k not in loading}
+
+
+def describe(tracks):
+    """A small pandas table of ``tracks``: name, split, duration (s), rate, channels, sources."""
+    import pandas as pd
+
+    rows = [{"name": t.name, "split": t.meta.get("split"), "duration": round(t.duration, 2), "rate": t.rate,
+             "channels": t.channels, "sources": ", ".join(t.source_names)} for t in tracks]
+    return pd.DataFrame(rows, columns=["name", "split", "duration", "rate", "channels", "sources"])
+
+
+def __getattr__(name):  # the PyTorch datasets import torch only when asked for
+    if name in ("ChunkDataset", "SpectrogramPatchDataset", "TrackDataset"):
+        from . import torch_datasets
+        return getattr(torch_datasets, name)
+    raise AttributeError(f"module 'tpsep.data' has no attribute {name!r}")

@@ -1,0 +1,191 @@
+"""The ``Track``: one piece of audio with its mixture and its sources.
+
+Every dataset in tpsep (the rendered chorales, the rendered speech mixtures,
+MUSDB18, MUSDB18-HQ, a folder of stems, LibriMix) is a list of ``Track``
+objects, so a notebook changes dataset by changing one string. Audio is read
+lazily: building the list only reads file headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
+
+
+@dataclass
+class Track:
+    """One track: a mixture and its sources, float32 numpy ``(channels, samples)``.
+
+    Attributes:
+        name: unique within its dataset.
+        rate: sample rate in Hz.
+        source_names: e.g. ``("drums", "bass", "other", "vocals")`` or ``("s1", "s2")``.
+        frames: length in samples (known without reading the audio).
+        channels: number of channels.
+        meta: split, origin, rendering parameters, file paths...
+    """
+
+    name: str
+    rate: int
+    source_names: tuple
+    frames: int
+    channels: int
+    meta: dict = field(default_factory=dict)
+    # loader(start, frames) -> (mixture (C, T), {source: (C, T)}); frames=None means "to the end"
+    loader: Callable | None = field(default=None, repr=False)
+    _cache: tuple | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.rate
+
+    def read(self, start: int = 0, frames: int | None = None):
+        """Read part of the track: ``(mixture (C, frames), {source: (C, frames)})``.
+
+        Reads only the requested samples from disk (no whole-track load), which is
+        what the random-chunk datasets use.
+        """
+        if start < 0 or start > self.frames:
+            raise ValueError(f"{self.name}: start={start} outside the track's {self.frames} samples")
+        if self._cache is not None:
+            stop = self.frames if frames is None else start + frames
+            mix, srcs = self._cache
+            return mix[:, start:stop], {k: v[:, start:stop] for k, v in srcs.items()}
+        return self.loader(start, frames)
+
+    def load(self) -> "Track":
+        """Read the whole track into memory (later calls are free); returns ``self``."""
+        if self._cache is None:
+            self._cache = self.loader(0, None)
+        return self
+
+    def unload(self) -> None:
+        """Forget the audio held in memory."""
+        self._cache = None
+
+    @property
+    def mixture(self) -> np.ndarray:
+        """The mixture, float32 ``(channels, samples)``."""
+        return self.load()._cache[0]
+
+    @property
+    def sources(self) -> dict:
+        """``{source_name: float32 (channels, samples)}``, same shape as the mixture."""
+        return self.load()._cache[1]
+
+    def stem(self, name: str) -> np.ndarray:
+        """One source by name, ``(channels, samples)``; also ``"mixture"`` and, for music,
+        ``"accompaniment"`` (the sum of every source but the vocals)."""
+        if name == "mixture":
+            return self.mixture
+        if name in self.source_names:
+            return self.sources[name]
+        if name == "accompaniment" and "vocals" in self.source_names:
+            others = [v for k, v in self.sources.items() if k != "vocals"]
+            return np.sum(others, axis=0, dtype=np.float32)
+        extra = ", 'accompaniment'" if "vocals" in self.source_names else ""
+        raise KeyError(f"track {self.name!r} has no stem {name!r}; expected one of "
+                       f"{list(self.source_names)} or 'mixture'{extra}")
+
+    def __repr__(self) -> str:
+        split = self.meta.get("split", "?")
+        return (f"Track({self.name!r}, split={split!r}, {self.duration:.1f} s, {self.rate} Hz, "
+                f"{self.channels} ch, sources={list(self.source_names)})")
+
+
+# ---------------------------------------------------------------------------
+# reading audio files with clear errors
+
+def audio_info(path: Path):
+    """``soundfile.info`` with an error that names the file when it is not audio."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        return sf.info(str(path))
+    except Exception as error:  # soundfile raises LibsndfileError / RuntimeError
+        raise ValueError(f"{path} is not a readable audio file (expected WAV/FLAC/OGG): {error}") from None
+
+
+def read_audio(path: Path, start: int = 0, frames: int | None = None) -> np.ndarray:
+    """Read ``frames`` samples from ``start``: float32 ``(channels, samples)``."""
+    try:
+        data, _ = sf.read(str(path), start=start, frames=-1 if frames is None else frames,
+                          dtype="float32", always_2d=True)
+    except Exception as error:
+        raise ValueError(f"could not read audio from {path}: {error}") from None
+    return np.ascontiguousarray(data.T)
+
+
+def check_silent(path, audio: np.ndarray) -> None:
+    if not np.any(audio):
+        raise ValueError(f"{path} is completely silent (all samples are zero); "
+                         "expected a non-silent stem (pass allow_silent=True to accept it)")
+
+
+def files_track(name: str, mixture_path: Path | None, source_paths: dict, meta: dict | None = None,
+                allow_silent: bool = False) -> Track:
+    """A lazily-read ``Track`` from one audio file per source (and optionally a mixture file).
+
+    Every file must have the same sample rate, channel count and length; the error
+    names the file that differs. Without a mixture file, the mixture is the sum of
+    the sources.
+    """
+    paths = dict(source_paths)
+    if mixture_path is not None:
+        paths = {"mixture": mixture_path, **paths}
+    infos = {k: audio_info(p) for k, p in paths.items()}
+    first_key = next(iter(infos))
+    ref = infos[first_key]
+    for key, info in infos.items():
+        for what, a, b in (("sample rate", info.samplerate, ref.samplerate),
+                           ("channel count", info.channels, ref.channels),
+                           ("length in samples", info.frames, ref.frames)):
+            if a != b:
+                raise ValueError(
+                    f"track {name!r}: {paths[key]} has {what} {a} but {paths[first_key]} has {b}; "
+                    "expected every stem of a track to share sample rate, channels and length")
+    if ref.frames == 0:
+        raise ValueError(f"track {name!r}: {paths[first_key]} holds no samples")
+    names = tuple(source_paths)
+
+    def loader(start, frames):
+        sources = {}
+        for key in names:
+            audio = read_audio(paths[key], start, frames)
+            if not allow_silent and start == 0 and frames is None:
+                check_silent(paths[key], audio)
+            sources[key] = audio
+        if mixture_path is not None:
+            mixture = read_audio(mixture_path, start, frames)
+        else:
+            mixture = np.sum(list(sources.values()), axis=0, dtype=np.float32)
+        return mixture, sources
+
+    meta = dict(meta or {})
+    meta.setdefault("files", {k: str(p) for k, p in paths.items()})
+    return Track(name=name, rate=int(ref.samplerate), source_names=names, frames=int(ref.frames),
+                 channels=int(ref.channels), meta=meta, loader=loader)
+
+
+def memory_track(name: str, rate: int, mixture: np.ndarray, sources: dict, meta: dict | None = None) -> Track:
+    """A ``Track`` around arrays already in memory (``(channels, samples)`` each)."""
+    mixture = np.asarray(mixture, dtype=np.float32)
+    if mixture.ndim != 2:
+        raise ValueError(f"track {name!r}: expected mixture (channels, samples), got shape {mixture.shape}")
+    for key, value in sources.items():
+        if np.shape(value) != mixture.shape:
+            raise ValueError(f"track {name!r}: source {key!r} has shape {np.shape(value)}, "
+                             f"expected the mixture's {mixture.shape}")
+    track = Track(name=name, rate=int(rate), source_names=tuple(sources), frames=mixture.shape[1],
+                  channels=mixture.shape[0], meta=dict(meta or {}))
+    track._cache = (mixture, {k: np.asarray(v, dtype=np.float32) for k, v in sources.items()})
+    return track
