@@ -92,6 +92,16 @@ def verify(folder: Path, prefix: str = "", checksums: bool = True) -> bool:
     return True
 
 
+_verified = set()  # (folder, manifest mtime) already checked in this process
+
+
+def _stamp(folder: Path):
+    try:
+        return (str(folder), (Path(folder) / MANIFEST).stat().st_mtime_ns)
+    except OSError:
+        return None
+
+
 def render_once(name: str, params: dict, render, checksums: bool = True) -> Path:
     """Return the folder of a complete render, calling ``render(tmp_folder) -> info`` only if needed.
 
@@ -100,7 +110,11 @@ def render_once(name: str, params: dict, render, checksums: bool = True) -> Path
     are safe: each writes its own temporary folder and the first rename wins.
     """
     final = dataset_dir(name, params)
+    stamp = _stamp(final)
+    if stamp is not None and stamp in _verified:
+        return final
     if verify(final, checksums=checksums):
+        _verified.add(stamp)
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
