@@ -111,8 +111,8 @@ def render_once(name: str, params: dict, render, checksums: bool = True) -> Path
     """
     final = dataset_dir(name, params)
     stamp = _stamp(final)
-    if stamp is not None and stamp in _verified:
-        return final
+    if stamp is not None and stamp in _verified and verify(final, checksums=False):
+        return final  # checksummed earlier in this process; sizes still checked
     if verify(final, checksums=checksums):
         _verified.add(stamp)
         return final

@@ -68,6 +68,11 @@ def run_data_info(args) -> int:
     options = {"progress": not args.quiet}
     if args.rate:
         options["rate"] = args.rate
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        if not value:
+            raise SystemExit(f"tpsep data info: --set expects KEY=VALUE, got {item!r}")
+        options[key] = json.loads(value) if value[0] in "0123456789-tf[" else value
     infos = []
     for name in args.datasets or ["music", "speech"]:
         info = dataset_info(name, **(options if name in ("music", "speech") else {}))
@@ -102,6 +107,9 @@ def add_data_command(subparsers) -> argparse.ArgumentParser:
     info.add_argument("datasets", nargs="*", metavar="DATASET",
                       help='"music", "speech" or a path to real data (default: music and speech)')
     info.add_argument("--rate", type=int, default=None, help="sample rate of the embedded datasets (default: their own)")
+    info.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="a rendering option of the embedded datasets, e.g. --set n_chorales=10 "
+                           "--set channels=2 --set noisy=true (repeatable)")
     info.add_argument("--quiet", action="store_true", help="no progress bars")
     info.add_argument("--json", metavar="PATH", default=None, help="also write the figures to PATH as JSON")
     info.set_defaults(func=run_data_info)
