@@ -127,3 +127,29 @@ def test_masks_respect_the_activation(activation):
     assert m.min() >= 0
     if activation == "sigmoid":
         assert m.max() <= 1
+
+
+def test_notebook_exercises_pass_with_the_reference_and_fail_with_a_mistake(capsys):
+    from tpsep.exercises import check, get
+
+    for name in ("05.encode", "05.decode", "05.receptive_field_frames", "05.tcn_block"):
+        check(name, get(name).reference, seed=1)
+        assert capsys.readouterr().out.startswith(f"✓ {name} passed")
+
+    def encode_without_overlap(mixture, basis):  # hop L instead of L/2
+        return torch.relu(torch.nn.functional.conv1d(mixture[:, None], basis[:, None], stride=basis.shape[1]))
+
+    class BlockWithoutResidual(TCNBlock):
+        def forward(self, x):
+            residual, skip = super().forward(x)
+            return residual - x, skip
+
+    class AlwaysCentredBlock(TCNBlock):  # forgets the causal padding
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.causal = False
+
+    for name, attempt in (("05.encode", encode_without_overlap), ("05.tcn_block", BlockWithoutResidual),
+                          ("05.tcn_block", AlwaysCentredBlock)):
+        assert check(name, attempt, seed=2) is get(name).reference
+        assert capsys.readouterr().out.startswith(f"✗ {name}")
