@@ -23,7 +23,7 @@ import soundfile as sf
 from . import synth
 from .track import MUSDB_SOURCES
 
-SYNTH_VERSION = 1  # bump when the synthesizer changes: the cache key changes with it
+SYNTH_VERSION = 2  # bump when the synthesizer changes: the cache key changes with it
 PART_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 
 
@@ -161,7 +161,7 @@ def _drum_hits(chorale, seconds_per_quarter: float, style: int) -> list:
     return hits
 
 
-PANS = {"vocals": 0.0, "bass": 0.0, "alto": -0.45, "tenor": 0.45,
+PANS = {"vocals": 0.0, "bass": 0.0, "alto": -0.45, "tenor": 0.45, "melody": 0.2,
         "kick": 0.0, "snare": 0.1, "hat": 0.35, "open_hat": 0.35, "crash": -0.3, "tom": -0.2}
 
 
@@ -179,18 +179,28 @@ def render_chorale(chorale: dict, rate: int, channels: int, rng, transpose: int 
     alto_kind = ("epiano", "organ", "strings")[rng.integers(3)]
     tenor_kind = ("epiano", "organ", "strings")[rng.integers(3)]
     style = int(rng.integers(6))
+    double_kind = ("epiano", "organ", "strings")[rng.integers(3)]
+    doubling = 10 ** (rng.uniform(-10, -3) / 20) if rng.random() < 0.7 else 0.0
+    double_octave = int(rng.choice([0, -12]))
 
     components = {
         "vocals": {"vocals": synth.sing(_sung_notes(parts["Soprano"], rng), total, rate, rng, **voice)},
         "bass": {"bass": synth.play_line(bass_kind, parts["Bass"], total, rate, rng, transpose=-12)},
         "other": {"alto": synth.play_line(alto_kind, parts["Alto"], total, rate, rng),
-                  "tenor": 0.8 * synth.play_line(tenor_kind, parts["Tenor"], total, rate, rng)},
+                  "tenor": 0.8 * synth.play_line(tenor_kind, parts["Tenor"], total, rate, rng),
+                  # chorale accompaniments often double the melody ("colla parte"): the hard case,
+                  # where the voice and an instrument share the same harmonics
+                  "melody": doubling * synth.play_line(double_kind, parts["Soprano"], total, rate, rng,
+                                                       transpose=double_octave)},
         "drums": synth.place_hits(_drum_hits(chorale, spq, style), synth.drum_kit(rate, rng), total, rate, rng),
     }
     drum_levels = {"kick": 1.0, "snare": 0.7, "hat": 0.25, "open_hat": 0.2, "crash": 0.25, "tom": 0.5}
     components["drums"] = {k: v * drum_levels[k] for k, v in components["drums"].items()}
     # stem levels in dB relative to the vocals, varied per chorale
     levels_db = {"vocals": 0.0, "bass": -3.0, "other": -4.0, "drums": -5.0}
+    # one room for the whole band; each stem is sent to it at its own level
+    room = synth.room_response(rate, rng, rng.uniform(0.8, 1.6), channels)
+    wet_db = {"vocals": rng.uniform(-9, -4), "bass": -18.0, "other": rng.uniform(-9, -4), "drums": rng.uniform(-14, -8)}
     stems = {}
     for stem, parts_audio in components.items():
         audio = np.zeros((channels, total))
@@ -201,12 +211,15 @@ def render_chorale(chorale: dict, rate: int, channels: int, rng, transpose: int 
                 angle = (PANS[part] + 1) * np.pi / 4
                 audio[0] += np.cos(angle) * mono
                 audio[1] += np.sin(angle) * mono
+        audio = synth.reverberate(audio, room, wet_db[stem])
         rms = np.sqrt(np.mean(audio ** 2)) + 1e-12
         gain_db = levels_db[stem] + rng.uniform(-2, 2)
         stems[stem] = audio / rms * 10 ** (gain_db / 20)
     info = {"title": chorale["name"], "bpm": round(float(bpm), 2), "transpose": int(transpose),
-            "instruments": {"bass": bass_kind, "alto": alto_kind, "tenor": tenor_kind},
-            "drum_style": style, "lyrics": chorale["has_lyrics"]}
+            "instruments": {"bass": bass_kind, "alto": alto_kind, "tenor": tenor_kind,
+                            "melody_doubled_by": double_kind if doubling else None},
+            "drum_style": style, "lyrics": chorale["has_lyrics"],
+            "reverb_db": {k: round(float(v), 1) for k, v in wet_db.items()}}
     return stems, info
 
 

@@ -265,6 +265,8 @@ INSTRUMENTS = ("pluck_bass", "bowed_bass", "epiano", "organ", "strings")
 
 def instrument_note(kind: str, midi: float, seconds: float, rate: int, rng) -> np.ndarray:
     """One note of a pitched instrument, ``(samples,)`` including a short release tail."""
+    if kind not in INSTRUMENTS:
+        raise ValueError(f"unknown instrument {kind!r}; expected one of {INSTRUMENTS}")
     tail = {"pluck_bass": 0.15, "bowed_bass": 0.12, "epiano": 0.25, "organ": 0.06, "strings": 0.18}[kind]
     n = int((seconds + tail) * rate)
     if n <= 0:
@@ -402,3 +404,31 @@ def fill_pattern(beats_per_bar: int) -> list:
     """The last beat of a phrase: four sixteenths on snare and toms."""
     start = beats_per_bar - 1
     return [(start + i / 4, "snare" if i < 2 else "tom", 0.5 + 0.1 * i) for i in range(4)]
+
+
+# ---------------------------------------------------------------------------
+# a room
+
+def room_response(rate: int, rng, rt60: float, channels: int = 1) -> np.ndarray:
+    """A synthetic room impulse response ``(channels, samples)``: decaying noise whose highs die faster.
+
+    ``rt60`` is the time (s) for the level to fall by 60 dB. The direct sound is left
+    out (the dry signal is mixed in separately).
+    """
+    n = int(rt60 * rate)
+    t = np.arange(n) / rate
+    noise = rng.standard_normal((channels, n))
+    b, a = signal.butter(1, min(3000, 0.4 * rate) / (rate / 2))
+    dull = signal.lfilter(b, a, noise, axis=-1)
+    # early part bright, late part dull: air and walls absorb the highs first
+    mix = np.exp(-t / (rt60 / 4))
+    tail = (mix * noise + (1 - mix) * dull) * 10 ** (-3 * t / rt60)
+    predelay = int(rng.uniform(0.008, 0.025) * rate)
+    tail[:, :predelay] = 0
+    return tail / (np.sqrt(np.sum(tail ** 2, axis=-1, keepdims=True)) + 1e-12)
+
+
+def reverberate(audio: np.ndarray, response: np.ndarray, wet_db: float) -> np.ndarray:
+    """``audio`` ``(channels, samples)`` plus its reverberation at ``wet_db`` relative level (same length)."""
+    wet = signal.oaconvolve(audio, response[: audio.shape[0]], axes=-1)[:, :audio.shape[1]]
+    return audio + 10 ** (wet_db / 20) * wet
