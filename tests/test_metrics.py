@@ -212,3 +212,40 @@ def test_summary_is_median_over_frames_then_median_over_tracks():
     assert summary.loc[("irm", "vocals"), "tracks"] == 3
     text = metrics.format_summary(summary)
     assert "median over 1 s frames within each track, then median over tracks" in text
+
+
+def _default_test_split_or_skip():
+    """The default music test split, only if it is already rendered (rendering takes a minute)."""
+    try:
+        from tpsep.data import dataset_dir, load_dataset
+        from tpsep.data.chorales import music_params
+    except ImportError as error:
+        pytest.skip(f"tpsep.data is not available: {error}")
+    if not (dataset_dir("chorales", music_params()) / "manifest.json").exists():
+        pytest.skip("the default music dataset is not rendered yet (tpsep data, or load_dataset('music'))")
+    return load_dataset("music", split="test", progress=False)
+
+
+def test_fast_sdr_agrees_with_museval_on_the_default_test_split():
+    """Every test track, its first 16 s (benchmarks/fast_sdr.py checks whole tracks, slowly)."""
+    from tpsep import masks
+
+    tracks = _default_test_split_or_skip()
+    kinds = ["ibm", "irm", "wiener", "mix"]  # estimates from good to useless
+    names = ["vocals", "accompaniment"]
+    worst = 0.0
+    for i, track in enumerate(tracks):
+        length = 16 * track.rate
+        stems = {n: track.stem(n)[:, :length] for n in names}
+        estimates = masks.separate_with_oracle(track.mixture[:, :length], stems, kind=kinds[i % len(kinds)])
+        references = np.stack([stems[n] for n in names])
+        estimated = np.stack([estimates[n] for n in names])
+        fast = metrics.fast_sdr(references, estimated)
+        # bss_eval_sources' SDR of a source depends only on its own reference (the interference
+        # and artifacts are lumped together), so scoring one source at a time gives the same
+        # numbers as scoring the pair, at half the cost
+        slow = np.concatenate([metrics.bss_eval_sources(references[j:j + 1], estimated[j:j + 1])["SDR"]
+                               for j in range(len(names))])
+        worst = max(worst, float(np.max(np.abs(fast - slow))))
+        track.unload()
+    assert len(tracks) > 0 and worst < 0.05, worst
