@@ -118,3 +118,30 @@ def test_oracle_separator_returns_every_source_and_the_accompaniment():
     assert set(estimates) == {"vocals", "other", "accompaniment"}
     with pytest.raises(ValueError, match="unknown oracle"):
         masks.oracle_separator("best")
+
+
+def test_mask_explorer_responds_to_its_controls(capsys):
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tpsep.widgets import MaskExplorer
+
+    target, other = _two_tones(seconds=1.0)
+    other = other + 0.3 * np.roll(target, 40)  # some overlap, so that the masks differ
+    panel = MaskExplorer(target + other, target, rate=8000, n_fft=512, hop=128, kind="irm")
+    first = dict(panel.scores)
+    assert first["SI-SDR"] > 5 and "IRM, p = 1" in panel.info.value
+    panel.power.value = 3.0  # a slider move recomputes through the observer
+    assert panel.scores != first and "p = 3" in panel.describe()
+    panel.kind.value = "mix"
+    assert panel.scores["SI-SDR"] < first["SI-SDR"] - 5 and float(panel.mask.min()) == 1.0
+    assert panel.power.disabled and panel.threshold_db.disabled and panel.context_frames.disabled
+    panel.kind.value = "ibm"
+    before = panel.scores["SDR"]
+    panel.threshold_db.value = 15.0  # keep only bins where the target dominates by 15 dB
+    assert panel.scores["SDR"] != before and set(np.unique(panel.mask.numpy())) <= {0.0, 1.0}
+    assert len(panel.sound.outputs) == 1 and len(panel.plot.outputs) == 1
+    assert capsys.readouterr().out == ""  # callbacks draw into Output widgets, never print
+    with pytest.raises(ValueError, match="same length"):
+        MaskExplorer(target, target[:, :-5], rate=8000)

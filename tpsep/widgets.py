@@ -142,3 +142,159 @@ class SpectrogramExplorer(Panel):
 
 
 # ---- MaskExplorer (notebook 02) ----
+
+
+def _show_in(output, display_object) -> None:
+    """Make ``output`` show only ``display_object``, without printing anything.
+
+    ``append_display_data`` fills the Output widget directly, also outside a
+    running kernel (tests), where ``with output: display(...)`` would print.
+    """
+    output.outputs = ()
+    output.append_display_data(display_object)
+
+
+def _figure_image(figure):
+    """A matplotlib figure as an ``IPython.display.Image`` (JPEG), the figure closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="jpeg", dpi=figure.dpi, pil_kwargs={"quality": 90})
+    plt.close(figure)
+    return Image(data=buffer.getvalue(), format="jpeg")
+
+
+class MaskExplorer(Panel):
+    """Try the oracle masks on a mixture: pick the mask and its exponent or threshold, see the
+    mask, the masked spectrogram and the scores change, and listen to the result.
+
+    Args:
+        mixture: ``(samples,)`` or ``(channels, samples)`` (mixed to mono), numpy or torch.
+        target: the true target source, same shape (the oracle needs it).
+        rate: sample rate in Hz.
+        n_fft, hop: STFT parameters.
+        kind: first mask shown: "ibm", "irm", "wiener" or "mix".
+        title: shown above the plot.
+
+    Attributes after each :meth:`update`:
+        mask: the mask drawn, ``(freq, frames)``.
+        estimate: the masked-mixture estimate of the target, ``(samples,)``.
+        scores: dict with "SI-SDR" and "SDR" (BSS Eval v3, :func:`tpsep.metrics.fast_sdr`) in dB.
+    """
+
+    KINDS = (("binary (IBM)", "ibm"), ("ratio (IRM)", "irm"), ("Wiener-like", "wiener"),
+             ("none (mixture)", "mix"))
+
+    def __init__(self, mixture, target, rate: int, n_fft: int = 1024, hop: int = 256, kind: str = "irm",
+                 title: str = ""):
+        import ipywidgets as w
+
+        def mono(x, name):
+            if hasattr(x, "detach"):
+                x = x.detach().cpu().numpy()
+            x = np.asarray(x, dtype=np.float32)
+            if x.ndim == 2:
+                x = x.mean(axis=0)
+            if x.ndim != 1:
+                raise ValueError(f"MaskExplorer: {name} must be (samples,) or (channels, samples), got {x.shape}")
+            if not np.isfinite(x).all():
+                raise ValueError(f"MaskExplorer: the {name} contains NaN or Inf")
+            return x
+
+        self.mixture, self.target = mono(mixture, "mixture"), mono(target, "target")
+        if self.mixture.shape != self.target.shape:
+            raise ValueError(f"MaskExplorer: mixture {self.mixture.shape} and target {self.target.shape} "
+                             "must have the same length")
+        if not np.any(self.target):
+            raise ValueError("MaskExplorer: the target is silent; pick an excerpt where it plays")
+        if kind not in dict(self.KINDS).values():
+            raise ValueError(f"MaskExplorer: unknown kind {kind!r}; expected one of {[k for _, k in self.KINDS]}")
+        from tpsep import spectral
+
+        self.rate, self.n_fft, self.hop, self.title = rate, n_fft, hop, title
+        self.X = spectral.stft(self.mixture, n_fft=n_fft, hop=hop)
+        S = spectral.stft(self.target, n_fft=n_fft, hop=hop)
+        self.target_mag, self.other_mag = S.abs(), (self.X - S).abs()
+        style = {"description_width": "initial"}
+        self.kind = w.ToggleButtons(options=self.KINDS, value=kind, description="mask", style=style)
+        self.power = w.FloatSlider(value=1.0, min=0.25, max=4.0, step=0.25, description="IRM exponent p",
+                                   style=style, continuous_update=False)
+        self.threshold_db = w.FloatSlider(value=0.0, min=-20.0, max=20.0, step=1.0,
+                                          description="IBM threshold (dB)", style=style,
+                                          continuous_update=False)
+        self.context_frames = w.IntSlider(value=5, min=1, max=31, step=2, description="Wiener PSD frames",
+                                          style=style, continuous_update=False)
+        self.info = w.HTML()
+        self.plot = w.Output()
+        self.sound = w.Output()
+        controls = [self.kind, self.power, self.threshold_db, self.context_frames]
+        for control in controls:
+            control.observe(lambda change: self.update(), names="value")
+        self.widget = w.VBox([self.kind, w.HBox(controls[1:]), self.info, self.plot, self.sound])
+        self.update()
+
+    def compute(self) -> None:
+        """Mask, estimate and scores for the current settings (no drawing)."""
+        import torch
+
+        from tpsep import masks, metrics, spectral
+
+        self.mask = masks.compute_mask(self.kind.value, self.target_mag, self.other_mag,
+                                       power=self.power.value, threshold_db=self.threshold_db.value,
+                                       context_frames=self.context_frames.value)
+        self.masked = masks.apply_mask(self.mask, self.X)
+        self.estimate = spectral.istft(self.masked, n_fft=self.n_fft, hop=self.hop,
+                                       length=len(self.mixture)).numpy()
+        self.scores = {
+            "SI-SDR": float(metrics.si_sdr(torch.from_numpy(self.estimate), torch.from_numpy(self.target))),
+            "SDR": float(metrics.fast_sdr(self.target[None, None], self.estimate[None, None])[0]),
+        }
+
+    def update(self) -> None:
+        import matplotlib.pyplot as plt
+
+        from tpsep.audio import player
+        from tpsep.spectral import to_db
+
+        kind = self.kind.value
+        self.power.disabled = kind != "irm"
+        self.threshold_db.disabled = kind != "ibm"
+        self.context_frames.disabled = kind != "wiener"
+        self.compute()
+        self.info.value = (f"<b>{self.setting()}</b> · SI-SDR {self.scores['SI-SDR']:.2f} dB · "
+                           f"SDR {self.scores['SDR']:.2f} dB · mean mask {float(self.mask.mean()):.2f}")
+        duration, nyquist = len(self.mixture) / self.rate, self.rate / 2
+        extent = (0, duration, 0, nyquist)
+        reference_db = float(self.X.abs().max())
+        figure, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
+        image = axes[0].imshow(self.mask.numpy(), origin="lower", aspect="auto", extent=extent,
+                               cmap="viridis", vmin=0, vmax=1)
+        figure.colorbar(image, ax=axes[0], label="mask")
+        axes[0].set(title=f"mask: {self.setting()}", xlabel="time (s)", ylabel="frequency (Hz)")
+        masked_db = to_db(self.masked.abs(), top_db=80.0, ref=reference_db).numpy()
+        image = axes[1].imshow(masked_db, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                               vmin=-80, vmax=0)
+        figure.colorbar(image, ax=axes[1], label="dB")
+        axes[1].set(title="masked mixture (the estimate)", xlabel="time (s)")
+        if self.title:
+            figure.suptitle(self.title)
+        figure.tight_layout()
+        _show_in(self.plot, _figure_image(figure))
+        _show_in(self.sound, player(self.estimate, self.rate))
+
+    def setting(self) -> str:
+        kind = self.kind.value
+        if kind == "ibm":
+            return f"IBM, threshold {self.threshold_db.value:+.0f} dB"
+        if kind == "irm":
+            return f"IRM, p = {self.power.value:g}"
+        if kind == "wiener":
+            return f"Wiener-like, PSD over {self.context_frames.value} frames"
+        return "no mask (the mixture)"
+
+    def describe(self) -> str:
+        return (f"MaskExplorer({self.setting()}: SI-SDR {self.scores['SI-SDR']:.2f} dB, "
+                f"SDR {self.scores['SDR']:.2f} dB)")
