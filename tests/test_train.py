@@ -259,9 +259,14 @@ def test_tensorboard_is_optional(tmp_path):
     assert (tmp_path / "tensorboard").exists() == has_tensorboard
 
 
-def test_progress_bar_live_plot_and_plot_run_outside_a_notebook(capsys):
+def test_progress_bar_live_plot_and_plot_run_outside_a_notebook():
+    from tqdm.auto import tqdm  # (the repository's conftest sets TQDM_DISABLE=1, so the bar stays silent)
+    bar = train.Logger(TrainConfig(), True, History()).progress([1, 2, 3], epoch=0)
+    assert isinstance(bar, tqdm) and list(bar) == [1, 2, 3]
+    batches = [1, 2]
+    assert train.Logger(TrainConfig(progress=False), True, History()).progress(batches, 0) is batches
+    assert train.Logger(TrainConfig(), False, History()).progress(batches, 0) is batches  # rank > 0
     history = fit(make_model(), mse, loaders()[0], config=TrainConfig(max_steps=5, live_plot=True, log_every=2))
-    assert "epoch 1" in capsys.readouterr().err  # the tqdm bar
     ax = history.plot(smooth=2)
     assert len(ax.lines) == 2
 
@@ -326,3 +331,16 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert np.mean(r0["losses"][-5:]) < 0.7 * np.mean(r0["losses"][:5])
     assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
     assert load_checkpoint(str(tmp_path / "last.pt"))["step"] == 20
+
+
+def test_validation_does_not_change_training():
+    with_valid = fit(make_model(), mse, *loaders(), quiet(epochs=2))
+    without = fit(make_model(), mse, loaders()[0], config=quiet(epochs=2))
+    assert with_valid.train_loss == without.train_loss and len(with_valid.valid_loss) == 2
+
+
+def test_bf16_autocast_and_the_minutes_limit():
+    history = fit(make_model(), mse, loaders()[0], config=quiet(minutes=1e-9, precision="bf16", device="cpu"))
+    assert history.steps == 1 and history.stopped_because == "minutes" and np.isfinite(history.train_loss[0])
+    assert isinstance(train.autocast_context(torch.device("cpu"), "bf16"), torch.autocast)
+    assert not isinstance(train.autocast_context(torch.device("cpu"), "auto"), torch.autocast)

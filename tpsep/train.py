@@ -876,7 +876,8 @@ def tensorboard_writer(log_dir: str):
 
 
 class LivePlot:
-    """A loss plot in a notebook output cell, redrawn in place (no-op outside IPython)."""
+    """A loss plot in a notebook output cell, redrawn in place (no-op outside IPython).
+    The figure is sent as a PNG image, so it shows whatever matplotlib backend is active."""
 
     def __init__(self):
         self.handle = None
@@ -887,17 +888,25 @@ class LivePlot:
             return
         if get_ipython() is None:
             return
-        import matplotlib.pyplot as plt
-        self.fig, self.ax = plt.subplots(figsize=(7, 3.5))
-        plt.close(self.fig)  # keep the inline backend from showing it a second time at the cell's end
-        self.handle = display(self.fig, display_id=True)
+        from matplotlib.figure import Figure
+        self.fig = Figure(figsize=(7, 3.5))  # not a pyplot figure: the cell's end won't show it twice
+        self.ax = self.fig.add_subplot()
+        self.handle = display(self._image(), display_id=True)
+
+    def _image(self):
+        import io
+
+        from IPython.display import Image
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        return Image(data=buffer.getvalue(), format="png")
 
     def update(self, history: History) -> None:
         if self.handle is None or not history.train_loss:
             return
         self.ax.clear()
         history.plot(ax=self.ax)
-        self.handle.update(self.fig)
+        self.handle.update(self._image())
 
     def close(self) -> None:
         self.handle = None
@@ -919,7 +928,7 @@ with --resume OUT/last.pt, exactly where it stopped) and OUT/log.jsonl
 
 On a laptop CPU, a few minutes give a loss curve that goes down; a GPU
 gives real results. Several GPUs (or CPU processes):
-  torchrun --nproc_per_node=2 -m tpsep.cli train unet --minutes 30
+  torchrun --nproc_per_node=2 -m tpsep train unet --minutes 30
 
 examples:
   tpsep train unet --minutes 5 --out runs/unet
@@ -996,8 +1005,8 @@ def get_recipe(name: str):
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def run_train_command(args) -> dict:
-    """Run ``tpsep train``; print one line of key figures and return them."""
+def run_train_command(args) -> int:
+    """Run ``tpsep train``: print one line of key figures (and write them to ``--json``); exit code 0."""
     args.options = parse_options(args.option)
     model, loss_fn, train_loader, valid_loader, extra = get_recipe(args.model)(args)
     config = TrainConfig(
@@ -1017,4 +1026,4 @@ def run_train_command(args) -> dict:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(figures, f, indent=2)
-    return figures
+    return 0
