@@ -157,6 +157,10 @@ class _Espeak:
             return 0
         self._callback = callback_type(collect)  # keep a reference: espeak calls it later
         self.lib.espeak_SetSynthCallback(self._callback)
+        try:
+            self.libc = ctypes.CDLL(None) if platform.system() != "Windows" else ctypes.cdll.msvcrt
+        except OSError:
+            self.libc = None
 
     @staticmethod
     def _missing(reason: str) -> str:
@@ -171,6 +175,12 @@ class _Espeak:
             raise RuntimeError(f"espeak-ng has no voice {voice!r}")
         for parameter, value in ((1, words_per_minute), (3, pitch), (4, pitch_range)):  # RATE, PITCH, RANGE
             self.lib.espeak_SetParameter(parameter, int(value), 0)
+        # espeak-ng draws random numbers (breathy voices, flutter) from its own generator and
+        # from libc's rand(), seeded from the clock: seed both for a bit-identical render
+        if hasattr(self.lib, "espeak_ng_SetRandSeed"):
+            self.lib.espeak_ng_SetRandSeed(ctypes.c_long(1))
+        if self.libc is not None:
+            self.libc.srand(1)
         self.chunks = []
         data = text.encode() + b"\0"
         self.lib.espeak_Synth(data, len(data), 0, 1, 0, 0, None, None)  # POS_CHARACTER, espeakCHARS_AUTO
@@ -205,6 +215,35 @@ def utterance(speaker, text: str, rate: int) -> np.ndarray:
     return audio / (np.sqrt(np.mean(audio ** 2)) + 1e-12)
 
 
+def speak_all(jobs, rate: int) -> list:
+    """Synthesise ``jobs`` (a list of ``(speaker, text)``) in order: a list of float32 ``(samples,)``."""
+    return [utterance(speaker, text, rate).astype(np.float32) for speaker, text in jobs]
+
+
+def speak_in_child(batches, rate: int, progress=None) -> list:
+    """Run :func:`speak_all` on each batch in ONE fresh child process, in order.
+
+    espeak-ng keeps internal state from one utterance to the next (even across
+    re-initialisation), so the same sentence can come out slightly differently
+    depending on what the process said before. A fresh process that always says
+    the same things in the same order makes the render bit-identical.
+    """
+    import multiprocessing
+
+    espeak()  # fail here, with the clear message, if the engine is missing
+    results = []
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        for batch in pool.imap(_speak_batch, [(jobs, rate) for jobs in batches]):
+            results.append(batch)
+            if progress is not None:
+                progress.update(len(batch))
+    return results
+
+
+def _speak_batch(args):
+    return speak_all(*args)
+
+
 def noise(n: int, rate: int, rng) -> np.ndarray:
     """Background noise for the noisy variant: coloured noise with a slowly moving level, ``(n,)``."""
     white = rng.standard_normal(n)
@@ -233,9 +272,9 @@ def render_speech(folder: Path, params: dict, progress: bool = True) -> dict:
     texts = {sid: [make_sentence(rng) for _ in range(n_utt)] for sid in speakers}
     utterances = {}
     with tqdm(total=len(speakers) * n_utt, desc="speaking (espeak-ng)", disable=not progress, leave=False) as bar:
-        for sid, speaker in speakers.items():
-            utterances[sid] = [utterance(speaker, text, rate) for text in texts[sid]]
-            bar.update(n_utt)
+        batches = [[(speaker, text) for text in texts[sid]] for sid, speaker in speakers.items()]
+        for sid, batch in zip(speakers, speak_in_child(batches, rate, bar)):
+            utterances[sid] = [u.astype(np.float64) for u in batch]
     base = folder / f"wav{rate // 1000}k" / "min"
     metadata, seconds = {}, {}
     counts = {"train": params["n_train"], "valid": params["n_valid"], "test": params["n_test"]}
