@@ -344,3 +344,12 @@ def test_bf16_autocast_and_the_minutes_limit():
     assert history.steps == 1 and history.stopped_because == "minutes" and np.isfinite(history.train_loss[0])
     assert isinstance(train.autocast_context(torch.device("cpu"), "bf16"), torch.autocast)
     assert not isinstance(train.autocast_context(torch.device("cpu"), "auto"), torch.autocast)
+
+
+def test_resuming_a_finished_run_does_nothing(tmp_path):
+    first = fit(make_model(), mse, loaders()[0], config=quiet(epochs=1, out_dir=str(tmp_path)))
+    again = fit(make_model(), mse, loaders()[0], config=quiet(epochs=1, out_dir=str(tmp_path)),
+                resume=str(tmp_path / "last.pt"))
+    assert again.steps == first.steps == 10 and again.stopped_because == "epochs"
+    with pytest.raises(ValueError, match="no batch"):
+        fit(make_model(), mse, [], config=quiet(epochs=1))

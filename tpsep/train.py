@@ -116,6 +116,9 @@ def fit(model, loss_fn, train_loader, valid_loader=None, config: TrainConfig | N
         resume: path to a ``last.pt`` written by an earlier call: continue exactly where it stopped.
         extra: dict stored in checkpoints, e.g. ``{"model_name": "unet", "model_config": {...}}``.
 
+    Python, NumPy and PyTorch are seeded with ``config.seed`` first (the model's initial weights
+    are the caller's: seed before building it).
+
     Returns:
         a :class:`History` (per-step losses, gradient norms, LRs; per-epoch validation losses).
 
@@ -140,7 +143,7 @@ def fit(model, loss_fn, train_loader, valid_loader=None, config: TrainConfig | N
     log = Logger(config, is_main, history)
     clock = Clock(history)
 
-    stop_reason = None
+    stop_reason = time_to_stop(config, loop)  # a resumed run may have nothing left to do
     while stop_reason is None:
         # ---- one epoch (or its remainder after a resume) ----
         model.train()
@@ -187,13 +190,13 @@ def fit(model, loss_fn, train_loader, valid_loader=None, config: TrainConfig | N
             if improved and is_main and config.out_dir:
                 save_checkpoint(os.path.join(config.out_dir, "best.pt"), model, optimizer, schedule,
                                 loop.step, loop.epoch, history, config, extra, ema=ema, loop=loop)
-            if epoch_done:  # a mid-epoch stop only reports: the schedule and patience move once per epoch
+            if epoch_done:  # the schedule and patience move once per epoch (a mid-epoch stop only reports)
                 schedule.on_validation(valid_loss)
-                loop.bad_epochs = 0 if improved else loop.bad_epochs + 1
+                loop.bad_epochs = 0 if valid_loss < loop.best_epoch_valid else loop.bad_epochs + 1
+                loop.best_epoch_valid = min(loop.best_epoch_valid, valid_loss)
                 if config.patience is not None and loop.bad_epochs >= config.patience:
                     stop_reason = stop_reason or f"early stopping (no better validation for {config.patience} epochs)"
-        if config.epochs is not None and loop.epoch >= config.epochs:
-            stop_reason = stop_reason or "epochs"
+        stop_reason = stop_reason or time_to_stop(config, loop, clock)
         if is_main and config.out_dir:
             save_last(config, model, optimizer, schedule, ema, history, loop, extra)
 
@@ -225,11 +228,13 @@ def evaluate(model, loss_fn, loader, device=None, autocast=None) -> float:
     return total / count
 
 
-def time_to_stop(config: TrainConfig, loop: "LoopState", clock: "Clock") -> str | None:
-    """The reason to stop after this optimiser step, or None."""
+def time_to_stop(config: TrainConfig, loop: "LoopState", clock: "Clock | None" = None) -> str | None:
+    """The reason to stop after this optimiser step, or None (no clock: don't look at the time)."""
+    if config.epochs is not None and loop.epoch >= config.epochs:
+        return "epochs"
     if config.max_steps is not None and loop.step >= config.max_steps:
         return "max_steps"
-    if config.minutes is not None and clock.session_minutes() >= config.minutes:
+    if config.minutes is not None and clock is not None and clock.session_minutes() >= config.minutes:
         return "minutes"
     return None
 
@@ -342,7 +347,8 @@ class LoopState:
     step: int = 0            # optimiser steps done
     epoch: int = 0           # epochs completed
     batch_in_epoch: int = 0  # batches of the current epoch already consumed
-    bad_epochs: int = 0      # epochs since the best validation (early stopping)
+    bad_epochs: int = 0      # epochs since the best end-of-epoch validation (early stopping)
+    best_epoch_valid: float = float("inf")
 
 
 class Clock:
@@ -383,7 +389,8 @@ def choose_device(preference: str = "auto") -> torch.device:
 def autocast_context(device: torch.device, precision: str = "auto"):
     """bf16 autocast on CUDA for "auto" (about 2x faster, same range as fp32, so no loss scaling);
     fp32 elsewhere. "bf16" forces autocast (CPU too), "fp32" turns it off."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    use_bf16 = precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())  # Ampere and later
     if not use_bf16:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -419,7 +426,7 @@ def set_random_states(states: dict) -> None:
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
