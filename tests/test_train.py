@@ -353,3 +353,16 @@ def test_resuming_a_finished_run_does_nothing(tmp_path):
     assert again.steps == first.steps == 10 and again.stopped_because == "epochs"
     with pytest.raises(ValueError, match="no batch"):
         fit(make_model(), mse, [], config=quiet(epochs=1))
+
+
+def test_a_custom_sampler_is_kept():
+    data = NoisyRegression(8)
+    sampler = torch.utils.data.WeightedRandomSampler([0.0] * 7 + [1.0], num_samples=8)  # always index 7
+    seen = []
+
+    def loss_fn(model, batch):
+        seen.append(batch[1].clone())
+        return mse(model, batch)
+
+    fit(make_model(), loss_fn, DataLoader(data, batch_size=4, sampler=sampler), config=quiet(epochs=1))
+    assert all(torch.equal(y, data.y[7].expand(4, 2)) for y in seen)

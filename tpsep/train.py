@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 # model name -> "module:function" returning (model, loss_fn, train_loader, valid_loader, extra)
 TRAINABLE = {
@@ -460,7 +460,7 @@ class ReproducibleBatches:
 
     A ``DataLoader`` over a map-style dataset is re-created with a :class:`ResumableSampler`
     (keeping its batch size, collate_fn, workers, drop_last, and whether it shuffles). Anything
-    else (an IterableDataset, a custom batch_sampler, a list of batches) is iterated as given:
+    else (an IterableDataset, a custom sampler or batch_sampler, a list of batches) is iterated as given:
     training works, but a resumed run re-reads the epoch from its start.
     """
 
@@ -468,7 +468,9 @@ class ReproducibleBatches:
         self.original, self.seed = loader, seed
         self.sampler, self.loader = None, loader
         rebuildable = (isinstance(loader, DataLoader) and loader.batch_size is not None
-                       and not isinstance(loader.dataset, torch.utils.data.IterableDataset))
+                       and not isinstance(loader.dataset, torch.utils.data.IterableDataset)
+                       and isinstance(loader.sampler, (RandomSampler, SequentialSampler, DistributedSampler))
+                       and not getattr(loader.sampler, "replacement", False))
         if rebuildable:
             shuffle = isinstance(loader.sampler, (RandomSampler, DistributedSampler))
             if isinstance(loader.sampler, DistributedSampler):
