@@ -366,3 +366,11 @@ def test_a_custom_sampler_is_kept():
 
     fit(make_model(), loss_fn, DataLoader(data, batch_size=4, sampler=sampler), config=quiet(epochs=1))
     assert all(torch.equal(y, data.y[7].expand(4, 2)) for y in seen)
+
+
+def test_nonfinite_weight_is_named():
+    model = make_model()
+    with torch.no_grad():
+        model[3].bias[1] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"step 0: the loss is nan; non-finite values already in the weight 3.bias"):
+        fit(model, mse, loaders()[0], config=quiet(epochs=1))
