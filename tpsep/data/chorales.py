@@ -23,7 +23,7 @@ import soundfile as sf
 from . import synth
 from .track import MUSDB_SOURCES
 
-SYNTH_VERSION = 2  # bump when the synthesizer changes: the cache key changes with it
+SYNTH_VERSION = 3  # bump when the synthesizer changes: the cache key changes with it
 PART_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 
 
@@ -67,13 +67,19 @@ def read_chorale(path) -> dict | None:
     parts = {}
     for name, part in by_name.items():
         notes = []
-        for element in part.stripTies().flatten().notesAndRests:
+        # tied notes are merged by hand: music21's stripTies() deep-copies the whole score (slow)
+        for element in part.flatten().notesAndRests:
             if element.isRest or element.quarterLength <= 0:
                 continue
             pitch = element.pitches[-1].midi  # the top note if a chord slipped in
-            notes.append({"start": float(element.offset), "end": float(element.offset + element.quarterLength),
-                          "midi": int(pitch), "lyric": element.lyric,
-                          "fermata": any(isinstance(e, expressions.Fermata) for e in element.expressions)})
+            start, end = float(element.offset), float(element.offset + element.quarterLength)
+            fermata = any(isinstance(e, expressions.Fermata) for e in element.expressions)
+            tie = element.tie.type if element.tie is not None else None
+            if tie in ("stop", "continue") and notes and notes[-1]["midi"] == pitch and abs(notes[-1]["end"] - start) < 1e-6:
+                notes[-1]["end"] = end
+                notes[-1]["fermata"] = notes[-1]["fermata"] or fermata
+                continue
+            notes.append({"start": start, "end": end, "midi": int(pitch), "lyric": element.lyric, "fermata": fermata})
         if not notes:
             return None
         parts[name] = notes

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-SPEECH_VERSION = 1
+SPEECH_VERSION = 2
 
 # (speaker id, espeak voice, pitch 0-100, pitch range 0-100, words per minute)
 SPEAKERS = (

@@ -42,12 +42,20 @@ def band_limit(amplitudes, f0_max: float, rate: int) -> np.ndarray:
     return amplitudes[:n]
 
 
-def table_lookup(table: np.ndarray, phase_cycles: np.ndarray) -> np.ndarray:
-    """Read a wavetable at ``phase_cycles`` (float64, in periods) with linear interpolation."""
+def table_lookup(table: np.ndarray, phase_cycles: np.ndarray, *more_tables) -> np.ndarray:
+    """Read a wavetable at ``phase_cycles`` (float64, in periods) with linear interpolation.
+
+    With ``more_tables``, returns one signal per table (the positions are computed once).
+    """
     position = (phase_cycles % 1.0) * TABLE_SIZE
-    index = position.astype(np.int64)
-    frac = position - index
-    return table[index] * (1.0 - frac) + table[index + 1] * frac
+    index = np.minimum(position.astype(np.int32), TABLE_SIZE - 1)  # phase % 1 can round up to 1.0
+    frac = (position - index).astype(np.float32)
+    outputs = []
+    for t in (table,) + more_tables:
+        t = t.astype(np.float32)
+        low = t[index]
+        outputs.append(low + (t[index + 1] - low) * frac)
+    return outputs[0] if not more_tables else outputs
 
 
 def phase_from_f0(f0: np.ndarray, rate: int, start: float = 0.0) -> np.ndarray:
@@ -74,9 +82,16 @@ def smooth(x: np.ndarray, rate: int, seconds: float) -> np.ndarray:
 
 
 def lowpass_noise(n: int, rate: int, cutoff: float, rng) -> np.ndarray:
-    """Smooth random fluctuation (unit std before filtering) for jitter and drift."""
-    b, a = signal.butter(1, min(cutoff / (rate / 2), 0.99))
-    x = signal.lfilter(b, a, rng.standard_normal(n))
+    """Smooth random fluctuation with unit standard deviation, ``(n,)``, for jitter and drift.
+
+    Made at a low control rate (8 points per period of ``cutoff``) and interpolated:
+    it changes slowly, so there is no need to draw one random number per sample.
+    """
+    step = max(1, int(rate / (8 * cutoff)))
+    points = rng.standard_normal(n // step + 2)
+    b, a = signal.butter(1, 0.25)
+    points = signal.lfilter(b, a, points)
+    x = np.interp(np.arange(n) / step, np.arange(len(points)), points)
     return x / (np.std(x) + 1e-12)
 
 
@@ -308,8 +323,11 @@ def instrument_note(kind: str, midi: float, seconds: float, rate: int, rng) -> n
     else:
         raise ValueError(f"unknown instrument {kind!r}; expected one of {INSTRUMENTS}")
     phase = phase_from_f0(f0, rate, rng.uniform())
-    dull = np.pad(dull, (0, len(bright) - len(dull)))
-    note = morph * table_lookup(harmonic_table(bright), phase) + (1 - morph) * table_lookup(harmonic_table(dull), phase)
+    if kind == "organ":
+        note = table_lookup(harmonic_table(bright), phase)
+    else:
+        loud, soft = table_lookup(harmonic_table(bright), phase, harmonic_table(dull))
+        note = soft + morph * (loud - soft)
     if kind == "strings":  # a second, detuned bow for width
         note = 0.6 * note + 0.4 * table_lookup(harmonic_table(bright), phase * 1.004 + 0.3)
     release = np.ones(n)
@@ -430,5 +448,6 @@ def room_response(rate: int, rng, rt60: float, channels: int = 1) -> np.ndarray:
 
 def reverberate(audio: np.ndarray, response: np.ndarray, wet_db: float) -> np.ndarray:
     """``audio`` ``(channels, samples)`` plus its reverberation at ``wet_db`` relative level (same length)."""
-    wet = signal.oaconvolve(audio, response[: audio.shape[0]], axes=-1)[:, :audio.shape[1]]
+    wet = signal.oaconvolve(audio.astype(np.float32), response[: audio.shape[0]].astype(np.float32),
+                            axes=-1)[:, :audio.shape[1]]
     return audio + 10 ** (wet_db / 20) * wet
