@@ -67,8 +67,14 @@ def test_render_is_deterministic_and_cached(tmp_cache, tmp_path, monkeypatch):
 
 def test_changed_parameters_render_anew_and_stereo(tmp_cache):
     a = load_dataset("music", split="test", **SMALL)[0]
-    track = load_dataset("music", split="test", channels=2, rate=22050, seed=1, **SMALL)[0]
+    options = dict(channels=2, rate=22050, seed=1, augment=1, **SMALL)
+    track = load_dataset("music", split="test", **options)[0]
     assert len(list(tmp_cache.glob("chorales-*"))) == 2
+    train = load_dataset("music", split="train", **options)
+    assert len(train) == 2 and sorted(t.meta["augmented"] for t in train) == [False, True]
+    original, augmented = sorted(train, key=lambda t: t.meta["augmented"])
+    assert augmented.name == original.name + "+aug1"
+    assert (augmented.meta["transpose"], augmented.frames) != (0, original.frames)
     assert a.meta["path"] != track.meta["path"]
     assert track.channels == 2 and track.rate == 22050 and track.mixture.shape[0] == 2
     left, right = track.sources["other"]

@@ -233,7 +233,7 @@ def sing(notes, total: int, rate: int, rng, brightness: float = 1.6, breath: flo
     # the cascade falls steeply above the 4th formant; real voices keep some air up there
     hf_b, hf_a = signal.butter(2, min(3500, 0.4 * rate) / (rate / 2), "high")
     air = signal.lfilter(hf_b, hf_a, source)
-    voice += 0.1 * air / (np.sqrt(np.mean(air ** 2)) + 1e-12) * np.sqrt(np.mean(gate ** 2))
+    voice += 0.05 * air / (np.sqrt(np.mean(air ** 2)) + 1e-12) * np.sqrt(np.mean(gate ** 2))
 
     # consonants: noise bursts just before the vowel of a new syllable
     for i, nt in enumerate(notes):
