@@ -119,6 +119,8 @@ def test_wrongly_scaled_targets():
     in_db = check_domains(X, 20 * torch.log10(target + 1e-6))
     assert any(f.check == "sign" for f in in_db)
     assert any(f.check == "scale" for f in check_domains(X, target * 3, target_kind="mask"))
+    peak_normalised = check_domains(X / X.max(), target)  # linear, not log: still the wrong domain
+    assert any(f.check == "domain" and "look normalised" in f.message for f in peak_normalised)
 
 
 def test_nan_and_bad_arguments():
