@@ -63,7 +63,7 @@ def test_the_loss_does_not_move_lab_is_diagnosed():
     kinds = {(f.check, f.severity) for f in findings}
     assert ("domain", "error") in kinds and ("bins", "warning") in kinds
     text = report(findings)
-    assert "domain mismatch" in text and "log-normalised" in text and "513" in text and "crop_bins" in text
+    assert "domain mismatch" in text and "normalised into [0, 1]" in text and "513" in text and "crop_bins" in text
 
     torch.manual_seed(0)
     model = TinyMasker(513, mask_bias=-0.4)
@@ -120,7 +120,7 @@ def test_wrongly_scaled_targets():
     assert any(f.check == "sign" for f in in_db)
     assert any(f.check == "scale" for f in check_domains(X, target * 3, target_kind="mask"))
     peak_normalised = check_domains(X / X.max(), target)  # linear, not log: still the wrong domain
-    assert any(f.check == "domain" and "look normalised" in f.message for f in peak_normalised)
+    assert any(f.check == "domain" and "normalised into [0, 1]" in f.message for f in peak_normalised)
 
 
 def test_nan_and_bad_arguments():
