@@ -82,7 +82,7 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
         raise ValueError(f"unknown split {split!r}; expected 'train', 'valid', 'test' or 'all'")
     if isinstance(name, str) and name in EMBEDDED:
         params, loading = _split_options(name, options)
-        folder = dataset_folder(name, **loading, **options_without(options, loading))
+        folder = dataset_folder(name, **loading, **_options_without(options, loading))
         manifest = json.loads((folder / "manifest.json").read_text())
         per_track = json.loads((folder / "tracks.json").read_text())
         if EMBEDDED[name] == "chorales":
@@ -99,7 +99,7 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
     return load_real(Path(name), split, **options)
 
 
-def options_without(options: dict, loading: dict) -> dict:
+def _options_without(options: dict, loading: dict) -> dict:
     return {k: v for k, v in options.items() if k not in loading}
 
 
