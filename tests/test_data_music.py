@@ -117,6 +117,7 @@ def test_syllables_and_instruments():
     assert synth.syllable_sounds("Schön") == ("sch", "e")
     assert synth.syllable_sounds("Herz") == ("h", "e")
     assert synth.syllable_sounds("und") == ("", "u")
+    assert synth.syllable_sounds("Geist") == ("g", "a") and synth.syllable_sounds("Freu-") == ("fr", "o")
     assert synth.syllable_sounds(None) == ("", None)
     rng = np.random.default_rng(0)
     for kind in synth.INSTRUMENTS:

@@ -23,7 +23,7 @@ import soundfile as sf
 from . import synth
 from .track import MUSDB_SOURCES
 
-SYNTH_VERSION = 4  # bump when the synthesizer changes: the cache key changes with it
+SYNTH_VERSION = 5  # bump when the synthesizer changes: the cache key changes with it
 PART_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 
 

@@ -147,6 +147,8 @@ def load_musdb(root, split: str = "train", allow_silent: bool = True) -> list:
 
     Tracks are 44.1 kHz stereo with sources drums, bass, other, vocals; the
     ``valid`` split is musdb's 14 validation tracks taken out of ``train``.
+    AAC stems cannot be read in pieces: every read decodes the whole track, so for
+    training on random chunks prefer MUSDB18-HQ (or call ``track.load()`` first).
     """
     root = _check_root(root)
     _check_split(split)

@@ -115,12 +115,14 @@ FRICATIVES = set("sfvzwhjcx")
 def syllable_sounds(syllable: str | None) -> tuple:
     """``(onset consonants, vowel)`` of a lyric syllable, e.g. "Schön" -> ("sch", "e").
 
-    German umlauts and diphthongs are sung on their first, open vowel.
+    German diphthongs are sung on their first, open vowel ("ei" and "au" on a, "eu" on o),
+    umlauts on the nearest of the five vowels.
     """
     if not syllable:
         return "", None
     text = syllable.lower()
-    for src, dst in (("ä", "e"), ("ö", "e"), ("ü", "u"), ("ie", "i"), ("y", "i"), ("ß", "s")):
+    for src, dst in (("äu", "o"), ("eu", "o"), ("ei", "a"), ("ai", "a"), ("au", "a"), ("ie", "i"),
+                     ("ä", "e"), ("ö", "e"), ("ü", "u"), ("y", "i"), ("ß", "s")):
         text = text.replace(src, dst)
     letters = "".join(c for c in text if c.isalpha())
     for i, c in enumerate(letters):
