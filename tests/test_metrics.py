@@ -155,6 +155,17 @@ def test_framed_bss_eval_scales_its_1_s_window_to_the_rate():
     assert half["SDR"].shape == (2, 7)
 
 
+def test_whole_signal_v4_sdr_counts_a_gain_as_distortion_but_v3_and_si_sdr_do_not():
+    rng = np.random.default_rng(3)
+    reference = rng.standard_normal((1, 1, 4000))
+    estimate = 0.5 * reference + 1e-4 * rng.standard_normal(reference.shape)
+    v4 = metrics.bss_eval_global(reference, estimate)
+    assert set(v4) == {"SDR", "ISR", "SIR", "SAR"} and v4["SDR"].shape == (1,)
+    assert v4["SDR"][0] == pytest.approx(20 * np.log10(2), abs=0.05)  # the missing half is the error
+    assert metrics.fast_sdr(reference, estimate)[0] > 60
+    assert metrics.si_sdr(torch.tensor(estimate), torch.tensor(reference)).item() > 60
+
+
 def test_bss_eval_rejects_bad_input():
     references, estimates = _sources_and_estimates(samples=2000)
     with pytest.raises(ValueError, match="same shape"):
