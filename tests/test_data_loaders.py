@@ -71,6 +71,14 @@ def test_flat_folder_without_mixture_split_by_seed(tmp_path):
     assert set.union(*splits.values()) == {t.name for t in everything}
 
 
+def test_tracks_pickle_for_dataloader_workers(stem_root):
+    import pickle
+
+    track = load_stem_folder(stem_root, "test")[0]
+    copy = pickle.loads(pickle.dumps(track))
+    np.testing.assert_array_equal(copy.read(10, 20)[0], track.read(10, 20)[0])
+
+
 def test_read_part_of_a_track(stem_root):
     track = load_stem_folder(stem_root, "test")[0]
     mixture, sources = track.read(100, 50)

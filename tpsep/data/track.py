@@ -156,24 +156,32 @@ def files_track(name: str, mixture_path: Path | None, source_paths: dict, meta: 
     if ref.frames == 0:
         raise ValueError(f"track {name!r}: {paths[first_key]} holds no samples")
     names = tuple(source_paths)
-
-    def loader(start, frames):
-        sources = {}
-        for key in names:
-            audio = read_audio(paths[key], start, frames)
-            if not allow_silent and start == 0 and frames is None:
-                check_silent(paths[key], audio)
-            sources[key] = audio
-        if mixture_path is not None:
-            mixture = read_audio(mixture_path, start, frames)
-        else:
-            mixture = np.sum(list(sources.values()), axis=0, dtype=np.float32)
-        return mixture, sources
-
     meta = dict(meta or {})
     meta.setdefault("files", {k: str(p) for k, p in paths.items()})
     return Track(name=name, rate=int(ref.samplerate), source_names=names, frames=int(ref.frames),
-                 channels=int(ref.channels), meta=meta, loader=loader)
+                 channels=int(ref.channels), meta=meta,
+                 loader=FilesLoader(mixture_path, {k: source_paths[k] for k in names}, allow_silent))
+
+
+class FilesLoader:
+    """Reads a track from one file per source (a class, not a closure, so that DataLoader
+    workers started with "spawn", as on macOS and Windows, can pickle the tracks)."""
+
+    def __init__(self, mixture_path, source_paths: dict, allow_silent: bool = False):
+        self.mixture_path, self.source_paths, self.allow_silent = mixture_path, dict(source_paths), allow_silent
+
+    def __call__(self, start: int, frames: int | None):
+        sources = {}
+        for key, path in self.source_paths.items():
+            audio = read_audio(path, start, frames)
+            if not self.allow_silent and start == 0 and frames is None:
+                check_silent(path, audio)
+            sources[key] = audio
+        if self.mixture_path is not None:
+            mixture = read_audio(self.mixture_path, start, frames)
+        else:
+            mixture = np.sum(list(sources.values()), axis=0, dtype=np.float32)
+        return mixture, sources
 
 
 def memory_track(name: str, rate: int, mixture: np.ndarray, sources: dict, meta: dict | None = None) -> Track:
