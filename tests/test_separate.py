@@ -177,3 +177,29 @@ def test_separate_command_refuses_another_model(tmp_path):
     torch.save({"model": {}, "extra": {"model_name": "convtasnet", "model_config": {}}}, checkpoint)
     with pytest.raises(ValueError, match="unet"):
         load_separator_model(str(checkpoint))
+
+
+def test_evaluate_loader_understands_unet_checkpoints_only(tmp_path):
+    import argparse
+
+    from tpsep import evaluation
+    from tpsep.data import memory_track
+    from tpsep.separate import evaluate_checkpoint_loader
+
+    assert evaluate_checkpoint_loader in evaluation.CHECKPOINT_LOADERS
+    other = tmp_path / "other.pt"
+    torch.save({"model": {}, "extra": {"model_name": "convtasnet"}}, other)
+    assert evaluate_checkpoint_loader(str(other), argparse.Namespace()) is None
+
+    config = UNetConfig(depth=6, channels=4, max_channels=8)
+    checkpoint = tmp_path / "unet.pt"
+    torch.save({"model": UNet(config, verbose=False).state_dict(),
+                "extra": {"model_name": "unet", "model_config": vars(config), "target": "vocals"}}, checkpoint)
+    separator = evaluate_checkpoint_loader(str(checkpoint), argparse.Namespace())
+    rng = np.random.default_rng(0)
+    sources = {name: (0.1 * rng.standard_normal((1, 16000 * 3))).astype(np.float32)
+               for name in ("drums", "bass", "other", "vocals")}
+    track = memory_track("t", 16000, sum(sources.values()), sources)
+    estimates = separator(track)
+    assert set(estimates) == {"vocals", "accompaniment"}
+    assert estimates["vocals"].shape == track.mixture.shape

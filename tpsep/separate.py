@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -186,11 +187,13 @@ def separate_track(model: torch.nn.Module, mixture: np.ndarray, rate: int, targe
     if np.abs(mixture).max(initial=0.0) == 0:
         raise ValueError("the mixture is silent (all zeros): nothing to separate")
     low = audio.resample(mixture, rate, model_rate)
-    X = spectral.stft(torch.from_numpy(low), n_fft=spectral.N_FFT, hop=spectral.HOP)   # (C, 513, frames)
+    # pad to whole hops, so that the inverse STFT gives back every sample (the last partial hop too)
+    padded = np.pad(low, [(0, 0), (0, -low.shape[-1] % spectral.HOP)])
+    X = spectral.stft(torch.from_numpy(padded), n_fft=spectral.N_FFT, hop=spectral.HOP)   # (C, 513, frames)
     mask = predict_mask(model, spectral.crop_bins(X.abs()), batch_size=batch_size)
     if refine:
         mask = wiener_refine(mask)
-    estimate_low = reconstruct(mask, X, length=low.shape[-1]).numpy()
+    estimate_low = reconstruct(mask, X, length=padded.shape[-1]).numpy()[..., :low.shape[-1]]
     estimate = audio.resample(estimate_low, model_rate, rate)
     estimate = _fit_length(estimate, mixture.shape[-1]).astype(np.float32)
     rest_name = "accompaniment" if target == "vocals" else "rest"
@@ -296,3 +299,29 @@ def run_separate_command(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0
+
+
+# ---- checkpoint mode of `tpsep evaluate CHECKPOINT` (see tpsep.evaluation) ----
+
+def evaluate_checkpoint_loader(path: str, args) -> Callable | None:
+    """``tpsep evaluate`` hook: a separator for a U-Net checkpoint, None for any other checkpoint."""
+    from tpsep.train import load_checkpoint
+
+    try:
+        extra = load_checkpoint(path).get("extra") or {}
+    except ValueError:  # not a tpsep checkpoint: another loader may understand it
+        return None
+    if extra.get("model_name") != "unet":
+        return None
+    model, target = load_separator_model(path, device=getattr(args, "device", None) or "cpu")
+    return unet_separator(model, target=target, refine=bool(getattr(args, "refine", False)))
+
+
+def _register_with_evaluate() -> None:
+    from tpsep import evaluation
+
+    if evaluate_checkpoint_loader not in evaluation.CHECKPOINT_LOADERS:
+        evaluation.register_checkpoint_loader(evaluate_checkpoint_loader)
+
+
+_register_with_evaluate()

@@ -149,7 +149,7 @@ def training_recipe(args):
     ``args``: the parsed command line; uses ``dataset`` (default "music"), ``batch_size``,
     ``seed``, ``num_workers`` and ``options`` (``--option KEY=VALUE``): any
     :class:`UNetConfig` field (``depth``, ``channels``, ``max_channels``, ``mask_bias``, ...),
-    ``target`` (default "vocals") and ``patches_per_track`` (patches drawn per track per epoch).
+    ``target`` (default "vocals") and ``patches_per_epoch`` (random patches per epoch).
 
     Returns:
         ``(model, loss_fn, train_loader, valid_loader, extra)``; ``extra`` says how to
@@ -166,15 +166,14 @@ def training_recipe(args):
     config_keys = {f.name for f in fields(UNetConfig)}
     config = UNetConfig(**{k: options.pop(k) for k in list(options) if k in config_keys})
     target = options.pop("target", "vocals")
-    dataset_options = options  # the rest goes to the patch dataset (e.g. patches_per_track)
+    dataset_options = options  # the rest goes to the patch dataset (e.g. patches_per_epoch)
     dataset = getattr(args, "dataset", None) or "music"
 
-    def patches(split):
-        tracks = data.load_dataset(dataset, split=split)
-        return data.SpectrogramPatchDataset(tracks, target=target, **dataset_options)
-
-    train_set = patches("train")
-    valid_set = patches("valid")
+    seed = getattr(args, "seed", 0)
+    train_set = data.SpectrogramPatchDataset(data.load_dataset(dataset, split="train"), target=target,
+                                             seed=seed, **dataset_options)
+    valid_set = data.SpectrogramPatchDataset(data.load_dataset(dataset, split="valid"), target=target,
+                                             random=False)
     workers = getattr(args, "num_workers", 0) or 0
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
                               num_workers=workers)

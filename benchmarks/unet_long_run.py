@@ -1,0 +1,85 @@
+"""A longer U-Net run than notebook 03's, and its vocals SDR on the test split.
+
+Trains `tpsep train unet`'s recipe for a wall-clock budget, then scores the best
+validation checkpoint on the whole test split with museval (median over 1 s
+frames, then over tracks), next to the ideal ratio mask at the model's own
+setting (8192 Hz, n_fft 1024, hop 768). Prints the figures; it asserts nothing.
+
+    python benchmarks/unet_long_run.py --minutes 20 --out runs/unet_long --json /tmp/unet_long.json
+
+On a shared CPU pass --threads 1. Timings depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from tpsep import audio, data, evaluation, masks, metrics, separate, spectral
+from tpsep.models.unet import training_recipe
+from tpsep.train import TrainConfig, fit, load_model
+
+
+def oracle_at_model_rate(track) -> dict:
+    """The ideal ratio mask at 8192 Hz, n_fft 1024, hop 768: the ceiling of the U-Net's setting."""
+    def to_low(x):
+        return audio.resample(x, track.rate, spectral.RATE)
+
+    low = masks.separate_with_oracle(to_low(track.mixture), {"vocals": to_low(track.stem("vocals"))},
+                                     kind="irm", n_fft=spectral.N_FFT, hop=spectral.HOP)["vocals"]
+    vocals = audio.resample(low, spectral.RATE, track.rate)[..., : track.frames]
+    vocals = np.pad(vocals, [(0, 0), (0, track.frames - vocals.shape[-1])]).astype(np.float32)
+    return {"vocals": vocals, "accompaniment": track.mixture - vocals}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="music")
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--patches-per-epoch", type=int, default=800)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (1 on a shared machine)")
+    parser.add_argument("--out", default="runs/unet_long")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    recipe_args = argparse.Namespace(dataset=args.dataset, batch_size=args.batch_size, seed=0, num_workers=0,
+                                     options={"patches_per_epoch": args.patches_per_epoch})
+    model, loss_fn, train_loader, valid_loader, extra = training_recipe(recipe_args)
+    config = TrainConfig(minutes=args.minutes, lr=args.lr, device="cpu", out_dir=args.out, progress=False,
+                         schedule="plateau", tensorboard=False)
+    start = time.time()
+    history = fit(model, loss_fn, train_loader, valid_loader, config, extra=extra)
+    train_minutes = (time.time() - start) / 60
+    print(f"trained {history.steps} steps in {train_minutes:.1f} min; best validation loss "
+          f"{history.best_valid:.4f} at step {history.best_step}", flush=True)
+
+    best, _ = load_model(f"{args.out}/best.pt")
+    tracks = data.load_dataset(args.dataset, split="test")
+    frames = [evaluation.evaluate(separate.unet_separator(best), tracks, method="U-Net (long run)"),
+              evaluation.evaluate(separate.unet_separator(best, refine=True), tracks, method="U-Net + Wiener-like"),
+              evaluation.evaluate(oracle_at_model_rate, tracks, method="IRM, 8192 Hz"),
+              evaluation.evaluate(masks.oracle_separator("irm", n_fft=1024, hop=256), tracks,
+                                  method="IRM (notebook 02)")]
+    import pandas as pd
+    table = metrics.summary_table(pd.concat(frames, ignore_index=True))
+    print(metrics.format_summary(table))
+    vocals = table.xs("vocals", level="target")["SDR"]
+    figures = {"steps": history.steps, "train_minutes": round(train_minutes, 2), "best_valid": history.best_valid,
+               "test_tracks": len(tracks), "vocals_sdr": {k: round(float(v), 2) for k, v in vocals.items()}}
+    print("unet_long_run: " + " ".join(f"{k}={v}" for k, v in figures.items() if k != "vocals_sdr")
+          + " vocals_SDR: " + ", ".join(f"{k} {v:.2f} dB" for k, v in figures["vocals_sdr"].items()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
