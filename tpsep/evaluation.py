@@ -275,3 +275,7 @@ def evaluate_from_args(args) -> dict:
                         for method, values in results["summary"].items() if focus in values)
     print(f"{focus} {main_metric} (median over tracks): {figures}")
     return results
+
+
+# Conv-TasNet checkpoints (notebook 05): `tpsep evaluate runs/convtasnet/best.pt --dataset speech --metric si_sdr`
+LOADER_MODULES.append("tpsep.models.convtasnet")
