@@ -56,7 +56,7 @@ import matplotlib.pyplot as plt
 from tpsep import data
 from tpsep.audio import player
 
-tpsep.seed_everything(0)
+tpsep.setup_notebook(seed=0)
 
 # %% [markdown]
 # ## 2. The data
@@ -103,7 +103,7 @@ print(f"{track.name}: {track.duration:.1f} s at {track.rate} Hz, "
 # %%
 from IPython.display import display
 
-clip = slice(0, 10 * track.rate)  # the first 10 seconds
+clip = slice(0, 6 * track.rate)  # the first 6 seconds
 for name in track.source_names:
     print(name)
     display(player(track.sources[name][:, clip], track.rate, normalize=False))
@@ -143,7 +143,8 @@ axes[-1, 0].set_xlabel("time (s)")
 axes[-1, 1].set_xlabel("time (s)")
 axes[0, 0].set_title("waveform")
 axes[0, 1].set_title("spectrogram (dB)")
-fig.tight_layout();
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## 5. The course map

@@ -29,7 +29,7 @@ from tpsep import data, spectral
 from tpsep.audio import player
 from tpsep.exercises import check
 
-tpsep.seed_everything(0)
+tpsep.setup_notebook(seed=0)
 
 # %% [markdown]
 # ## 1. Sampling
@@ -95,7 +95,8 @@ for name in ("rectangular", "hann"):
     ax.plot(frequencies, 20 * np.log10(spectrum / spectrum.max() + 1e-12), label=name)
 ax.set(xlim=(0, 3_000), ylim=(-100, 5), xlabel="frequency (Hz)", ylabel="dB",
        title="one frame of a 1000.3 Hz sine: leakage depends on the window")
-ax.legend();
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # ## 3. The DFT
@@ -187,7 +188,8 @@ for divisor in (2, 4, 4 / 3):
     ax.plot(total, label=f"hop = {hop}")
     print(f"hop {hop:4d}: overlap-added squared window varies by {100 * ripple:5.1f} % in the middle")
 ax.set(xlabel="sample", title="overlap-added squared Hann windows")
-ax.legend();
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # **Exercise.** Write `istft(X, n_fft, hop, length)`, the inverse of your `stft`.
@@ -248,7 +250,8 @@ panels = [(spectral.magnitude(X), "magnitude (linear)"),
 for ax, (image, title) in zip(axes, panels):
     ax.imshow(image.numpy(), origin="lower", aspect="auto", extent=extent, cmap="magma")
     ax.set(title=title, xlabel="time (s)", ylabel="kHz")
-fig.tight_layout();
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # On a linear scale only the loudest partials show; in dB the whole structure
@@ -270,7 +273,8 @@ for ax, size in zip(axes, (128, 4096)):
     ax.imshow(image.numpy(), origin="lower", aspect="auto", cmap="magma", extent=(0, 1, 0, rate / 2))
     ax.set(ylim=(500, 1_600), title=f"n_fft = {size}: {rate / size:.0f} Hz × {1000 * size / rate:.0f} ms",
            xlabel="time (s)", ylabel="Hz")
-fig.tight_layout();
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # With 128 samples the click is sharp but the two tones merge; with 4096 the
@@ -304,8 +308,8 @@ energy = spectral.magnitude(X) ** 2
 print(f"STFT: {tuple(X.shape)} -> network input: {tuple(X512.shape)}")
 print(f"share of the energy in the Nyquist bin: {float(energy[-1].sum() / energy.sum()):.2e}")
 
-zeroed = spectral.istft(spectral.restore_bins(X512), length=len(audio)).numpy()
-restored = spectral.istft(spectral.restore_bins(X512, full=X), length=len(audio)).numpy()
+zeroed = spectral.istft(spectral.restore_bins(X512), hop=spectral.HOP, length=len(audio)).numpy()
+restored = spectral.istft(spectral.restore_bins(X512, full=X), hop=spectral.HOP, length=len(audio)).numpy()
 for name, estimate in (("Nyquist bin set to zero", zeroed), ("Nyquist bin restored from the mixture", restored)):
     error = audio - estimate
     snr = 10 * np.log10(np.sum(audio**2) / max(np.sum(error**2), 1e-20))
@@ -320,7 +324,7 @@ for name, estimate in (("Nyquist bin set to zero", zeroed), ("Nyquist bin restor
 
 # %%
 try:
-    spectral.istft(X512)
+    spectral.istft(X512, hop=spectral.HOP)
 except ValueError as error:
     print("ValueError:", error)
 

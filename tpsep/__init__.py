@@ -23,3 +23,29 @@ def seed_everything(seed: int = 0) -> None:
     except ImportError:  # the data tools run without torch
         return
     torch.manual_seed(seed)
+
+
+def setup_notebook(seed: int = 0, dpi: int = 100) -> None:
+    """Prepare a notebook: seed everything, and draw figures as JPEG at ``dpi``.
+
+    Spectrograms are noise-like images that PNG barely compresses; as JPEG a
+    figure weighs a tenth as much, which keeps the solution notebooks (stored
+    with their outputs) small.
+    """
+    seed_everything(seed)
+    import matplotlib
+    import music21
+
+    # Imported in a notebook, music21 starts a one-second timer that switches every
+    # figure to 'retina' PNG (four times the pixels); the data module imports it.
+    timer = getattr(music21.ipython21, "t", None)
+    if timer is not None:
+        timer.cancel()
+
+    matplotlib.rcParams["figure.dpi"] = dpi
+    matplotlib.rcParams["savefig.dpi"] = dpi
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # outside Jupyter there is nothing to set
+        return
+    set_matplotlib_formats("jpeg", pil_kwargs={"quality": 90})

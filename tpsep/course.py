@@ -107,8 +107,12 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> n
     """Run every cell of ``notebook`` in a fresh kernel, in folder ``cwd``."""
     from nbclient import NotebookClient
 
+    # progress bars would store run-dependent text (rates, times) that nbval then compares
+    os.environ.setdefault("TQDM_DISABLE", "1")
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(cwd)}}).execute()
+    # the widgets' saved state repeats every image and sound they showed; a re-run rebuilds it
+    notebook.metadata.pop("widgets", None)
     for cell in notebook.cells:  # execution metadata holds timestamps: keep diffs quiet
         cell.metadata.pop("execution", None)
     return notebook

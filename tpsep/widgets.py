@@ -27,15 +27,27 @@ class Panel:
         return type(self).__name__
 
 
-def _draw(output, figure) -> None:
-    """Replace what ``output`` shows with ``figure``, and free the figure."""
-    import matplotlib.pyplot as plt
-    from IPython.display import clear_output, display
+def _show_in(output, display_object) -> None:
+    """Make ``output`` show only ``display_object``, without printing anything.
 
-    with output:
-        clear_output(wait=True)
-        display(figure)
+    ``append_display_data`` fills the Output widget directly, also outside a
+    running kernel (tests), where ``with output: display(...)`` would print.
+    """
+    output.outputs = ()
+    output.append_display_data(display_object)
+
+
+def _figure_image(figure):
+    """A matplotlib figure as an ``IPython.display.Image`` (JPEG), the figure closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="jpeg", dpi=figure.dpi, pil_kwargs={"quality": 90})
     plt.close(figure)
+    return Image(data=buffer.getvalue(), format="jpeg")
 
 
 class SpectrogramExplorer(Panel):
@@ -89,11 +101,9 @@ class SpectrogramExplorer(Panel):
         for control in controls:
             control.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([w.HBox(controls[:3]), w.HBox(controls[3:]), self.info, self.plot, self.sound])
-        from IPython.display import display
-
         from tpsep.audio import player
-        with self.sound:
-            display(player(audio, rate))
+
+        _show_in(self.sound, player(audio, rate))
         self.update()
 
     def compute(self) -> np.ndarray:
@@ -133,7 +143,7 @@ class SpectrogramExplorer(Panel):
         ax.set(xlabel="time (s)", ylabel=ylabel, title=self.title or "spectrogram")
         figure.colorbar(image, ax=ax, label="dB")
         figure.tight_layout()
-        _draw(self.plot, figure)
+        _show_in(self.plot, _figure_image(figure))
 
     def describe(self) -> str:
         r = self.resolution
@@ -142,29 +152,6 @@ class SpectrogramExplorer(Panel):
 
 
 # ---- MaskExplorer (notebook 02) ----
-
-
-def _show_in(output, display_object) -> None:
-    """Make ``output`` show only ``display_object``, without printing anything.
-
-    ``append_display_data`` fills the Output widget directly, also outside a
-    running kernel (tests), where ``with output: display(...)`` would print.
-    """
-    output.outputs = ()
-    output.append_display_data(display_object)
-
-
-def _figure_image(figure):
-    """A matplotlib figure as an ``IPython.display.Image`` (JPEG), the figure closed."""
-    import io
-
-    import matplotlib.pyplot as plt
-    from IPython.display import Image
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="jpeg", dpi=figure.dpi, pil_kwargs={"quality": 90})
-    plt.close(figure)
-    return Image(data=buffer.getvalue(), format="jpeg")
 
 
 class MaskExplorer(Panel):
