@@ -279,3 +279,5 @@ def evaluate_from_args(args) -> dict:
 
 # Conv-TasNet checkpoints (notebook 05): `tpsep evaluate runs/convtasnet/best.pt --dataset speech --metric si_sdr`
 LOADER_MODULES.append("tpsep.models.convtasnet")
+# U-Net checkpoints (notebooks 03-04): `tpsep evaluate runs/unet/best.pt --dataset music --split test`
+LOADER_MODULES.append("tpsep.separate")
