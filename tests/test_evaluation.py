@@ -122,9 +122,15 @@ def test_command_checkpoint_mode_is_pluggable(tmp_path, monkeypatch, capsys):
         evaluation.run_evaluate(_parse(["evaluate"]))
     checkpoint = tmp_path / "model.pt"
     checkpoint.write_bytes(b"not a real model")
+    monkeypatch.setattr(evaluation, "LOADER_MODULES", [])  # the models' own loaders are tested with them
+    monkeypatch.setattr(evaluation, "CHECKPOINT_LOADERS", [])
     with pytest.raises(SystemExit, match="no loader understands"):
         evaluation.run_evaluate(_parse(["evaluate", str(checkpoint), "--metric", "fast"]))
-    monkeypatch.setattr(evaluation, "CHECKPOINT_LOADERS", [])
+
+    def broken(path, args):
+        raise RuntimeError("cannot unpickle")
+
+    evaluation.register_checkpoint_loader(broken)  # a loader that fails must not stop the others
     evaluation.register_checkpoint_loader(lambda path, args: None)  # "not mine"
     evaluation.register_checkpoint_loader(
         lambda path, args: (lambda track: {"vocals": track.stem("vocals"),
@@ -133,3 +139,6 @@ def test_command_checkpoint_mode_is_pluggable(tmp_path, monkeypatch, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("vocals SI-SDR (median over tracks): model ")
     assert float(last.split()[-2]) > 50  # the true stems: a near-perfect score
+    monkeypatch.setattr(evaluation, "CHECKPOINT_LOADERS", [broken])
+    with pytest.raises(SystemExit, match="broken: RuntimeError: cannot unpickle"):
+        evaluation.run_evaluate(_parse(["evaluate", str(checkpoint), "--metric", "fast"]))

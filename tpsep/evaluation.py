@@ -39,7 +39,8 @@ MODE_HELP = {
     "si_sdr": "scale-invariant SDR (whole signal, mean over channels)",
 }
 CHECKPOINT_LOADERS: list[Callable] = []
-LOADER_MODULES: list[str] = []  # modules that call register_checkpoint_loader when imported
+# modules that call register_checkpoint_loader when imported (U-Net, Conv-TasNet)
+LOADER_MODULES: list[str] = ["tpsep.separate", "tpsep.models.convtasnet"]
 
 
 def register_checkpoint_loader(loader: Callable) -> Callable:
@@ -213,12 +214,18 @@ def _separators_from_args(args) -> list[tuple[str, Callable]]:
         raise SystemExit(f"tpsep evaluate: checkpoint not found: {args.checkpoint}")
     for name in LOADER_MODULES:
         importlib.import_module(name)
+    failures = []
     for loader in CHECKPOINT_LOADERS:
-        separator = loader(args.checkpoint, args)
+        try:
+            separator = loader(args.checkpoint, args)
+        except Exception as error:  # a loader that chokes on another kind of file must not hide the others
+            failures.append(f"{getattr(loader, '__qualname__', loader)}: {type(error).__name__}: {error}")
+            continue
         if separator is not None:
             return [(Path(args.checkpoint).stem, separator)]
-    raise SystemExit(f"tpsep evaluate: no loader understands {args.checkpoint} "
-                     "(checkpoint evaluation is added by the model notebooks' code)")
+    details = "".join(f"\n  {line}" for line in failures)
+    raise SystemExit(f"tpsep evaluate: no loader understands {args.checkpoint} (tried "
+                     f"{len(CHECKPOINT_LOADERS)}; expected a checkpoint written by tpsep train){details}")
 
 
 def _load_tracks(dataset, split):
