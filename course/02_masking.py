@@ -78,12 +78,12 @@ def show_spectrograms(images, titles, rate, duration, cmap="magma", vmin=-80, vm
         ax.set(title=title, xlabel="time (s)")
     np.atleast_1d(axes)[0].set_ylabel("frequency (Hz)")
     figure.colorbar(shown, ax=axes, label=label)
-    return figure
+    plt.show()
 
 
 top = float(X.abs().max())
 show_spectrograms([spectral.to_db(Z.abs(), ref=top) for Z in (X, S, N)],
-                  ["mixture", "vocals", "accompaniment"], rate, seconds);
+                  ["mixture", "vocals", "accompaniment"], rate, seconds)
 
 # %% [markdown]
 # The vocals are a few harmonic lines; the accompaniment fills much of the
@@ -165,7 +165,7 @@ oracle_masks = {
     "Wiener-like (5 frames)": masks.wiener_mask(S_mag, N_mag, context_frames=5).numpy(),
 }
 show_spectrograms(list(oracle_masks.values()), list(oracle_masks), rate, seconds,
-                  cmap="viridis", vmin=0, vmax=1, label="mask");
+                  cmap="viridis", vmin=0, vmax=1, label="mask")
 
 # %% [markdown]
 # ## 4. Applying a mask, and the 512-bin convention
@@ -326,7 +326,7 @@ print("vocals SDR (dB):", ", ".join(f"{name} {value:.2f}" for name, value in voc
 # Signal Separation Evaluation Campaign", LVA/ICA 2018) scored the same family of
 # oracles (IBM, IRM with p = 1 and 2, and a multichannel Wiener filter) on the 50
 # MUSDB18 test songs with museval and this very aggregation. Their vocals oracle
-# SDRs are a few dB below ours (around 9 dB median over songs for the power IRM).
+# SDRs (around 9 dB median over songs for the power IRM) are lower than ours.
 # The reasons, honestly:
 #
 # - **The data.** Real productions have reverb, effects, breathy vocals and
