@@ -66,7 +66,7 @@ X = spectral.stft(mixture, n_fft=N_FFT, hop=HOP)  # complex (513, frames)
 S = spectral.stft(vocals, n_fft=N_FFT, hop=HOP)
 N = spectral.stft(accompaniment, n_fft=N_FFT, hop=HOP)
 print("mixture STFT:", tuple(X.shape), X.dtype)
-player(mixture, rate)
+player(mixture[: 6 * rate], rate)  # the first 6 s (players are stored in the notebook)
 
 # %%
 def show_spectrograms(images, titles, rate, duration, cmap="magma", vmin=-80, vmax=0, label="dB"):
@@ -183,7 +183,7 @@ mask_512 = spectral.crop_bins(torch.from_numpy(irm), bins=512)  # what a network
 estimate_512 = spectral.istft(masks.apply_mask(mask_512, X), n_fft=N_FFT, hop=HOP, length=len(mixture)).numpy()
 difference = np.sum((estimate_513 - estimate_512) ** 2) / np.sum(estimate_513 ** 2)
 print(f"513-bin vs 512-bin mask: the estimates differ by {10 * np.log10(difference):.1f} dB")
-player(estimate_513, rate)
+player(estimate_513[: 6 * rate], rate)
 
 # %% [markdown]
 # Listen: the vocals come out clearly, with some accompaniment left where the
