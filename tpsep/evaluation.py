@@ -39,8 +39,8 @@ MODE_HELP = {
     "si_sdr": "scale-invariant SDR (whole signal, mean over channels)",
 }
 CHECKPOINT_LOADERS: list[Callable] = []
-# modules that call register_checkpoint_loader when imported (U-Net, Conv-TasNet)
-LOADER_MODULES: list[str] = ["tpsep.separate", "tpsep.models.convtasnet"]
+# modules that call register_checkpoint_loader when imported; each model appends its own at the end of this file
+LOADER_MODULES: list[str] = []
 
 
 def register_checkpoint_loader(loader: Callable) -> Callable:
