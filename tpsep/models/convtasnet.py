@@ -45,7 +45,7 @@ class ConvTasNetConfig:
     mask_activation: str = "sigmoid"  # "sigmoid" or "relu"
 
 
-# The two configurations whose sizes the paper reports (Table I of the TASLP paper).
+# Two configurations from the paper's table of hyperparameters, with the sizes it reports.
 PAPER_BEST = ConvTasNetConfig(N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3)  # ~5.1M parameters
 PAPER_SMALL = ConvTasNetConfig(N=128, L=40, B=128, H=256, Sc=128, P=3, X=7, R=2)  # ~1.5M parameters
 # What the course trains on a laptop CPU in minutes.
@@ -114,7 +114,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 class TCNBlock(nn.Module):
-    """One 1-D convolutional block (Fig. 1C of the paper).
+    """One 1-D convolutional block (drawn in the paper's Fig. 1).
 
     1x1 conv B -> H, PReLU, norm, depthwise conv (kernel P, dilation d), PReLU, norm,
     then two 1x1 convs: H -> B added to the input (residual) and H -> Sc (skip).
