@@ -7,10 +7,15 @@ course trainer for a wall-clock budget, then reports the mean SI-SDRi on the
 test split beside the IRM oracle (STFT 32 ms / 8 ms, like the notebook) and the
 notebook's step budget.
 
-    python benchmarks/convtasnet_long_run.py --minutes 20 --out /tmp/convtasnet_long
-    nohup python benchmarks/convtasnet_long_run.py --minutes 20 > /tmp/convtasnet_long.log 2>&1 &
+    python benchmarks/convtasnet_long_run.py --out /tmp/convtasnet_long
+    nohup python benchmarks/convtasnet_long_run.py --minutes 18 > /tmp/convtasnet_long.log 2>&1 &
 
 It prints, it asserts nothing: timings depend on the machine and its load.
+
+Measured (2026-11-21, 2-core CPU shared with four other jobs, 1 thread, the
+defaults below: 18 min, 1 s chunks, batch 4, lr 3e-3, remixing): 2404 steps,
+2.7 h of audio seen; test SI-SDRi 8.03 dB (median 9.17) against 10.59 dB for the
+IRM, so 2.56 dB short; validation SI-SNR still rising at every epoch.
 """
 
 from __future__ import annotations
@@ -43,13 +48,14 @@ def si_sdri_table(separators: dict, tracks, sources) -> pd.DataFrame:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget")
+    parser.add_argument("--minutes", type=float, default=18.0, help="training wall-clock budget")
     parser.add_argument("--dataset", default="speech")
-    parser.add_argument("--seconds", type=float, default=2.0, help="chunk length")
+    parser.add_argument("--seconds", type=float, default=1.0, help="chunk length")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--remix", action="store_true",
-                        help="dynamic mixing: each chunk pairs speakers from two random training mixtures")
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--no-remix", dest="remix", action="store_false",
+                        help="train on the fixed mixtures (default: dynamic mixing, each chunk pairs "
+                             "speakers from two random training mixtures)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="override a ConvTasNetConfig field, e.g. --option X=8")
