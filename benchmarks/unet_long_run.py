@@ -26,8 +26,9 @@ from tpsep.train import TrainConfig, fit, load_model
 
 def oracle_at_model_rate(track) -> dict:
     """The ideal ratio mask at 8192 Hz, n_fft 1024, hop 768: the ceiling of the U-Net's setting."""
-    def to_low(x):
-        return audio.resample(x, track.rate, spectral.RATE)
+    def to_low(x):  # resample, and pad to whole hops so that the inverse STFT returns every sample
+        low = audio.resample(x, track.rate, spectral.RATE)
+        return np.pad(low, [(0, 0), (0, -low.shape[-1] % spectral.HOP)])
 
     low = masks.separate_with_oracle(to_low(track.mixture), {"vocals": to_low(track.stem("vocals"))},
                                      kind="irm", n_fft=spectral.N_FFT, hop=spectral.HOP)["vocals"]
