@@ -39,7 +39,7 @@ from tpsep.exercises import check
 from tpsep.models.unet import COURSE, PAPER, UNet, UNetConfig
 from tpsep.train import TrainConfig, fit
 
-tpsep.seed_everything(0)
+tpsep.setup_notebook(seed=0)
 DATASET = "music"   # or a path to real data, e.g. a MUSDB18-HQ folder
 
 # %% [markdown]
@@ -220,7 +220,7 @@ train_loader = DataLoader(train_set, batch_size=8, shuffle=True, drop_last=True)
 valid_loader = DataLoader(valid_set, batch_size=8)
 extra = {"model_name": "unet", "model_config": vars(COURSE), "target": "vocals", "dataset": str(DATASET)}
 history = fit(model, loss_fn, train_loader, valid_loader,
-              TrainConfig(max_steps=100, lr=1e-3, device="cpu", out_dir="runs/unet03", progress=False,
+              TrainConfig(max_steps=200, lr=1e-3, device="cpu", out_dir="runs/unet03", progress=False,
                           tensorboard=False),
               extra=extra)
 

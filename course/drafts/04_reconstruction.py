@@ -42,7 +42,7 @@ from tpsep.losses import l1_mask_loss
 from tpsep.models.unet import COURSE, UNet
 from tpsep.train import TrainConfig, fit, load_model
 
-tpsep.seed_everything(0)
+tpsep.setup_notebook(seed=0)
 DATASET = "music"   # or a path to real data, e.g. a MUSDB18-HQ folder
 
 # %% [markdown]
@@ -79,7 +79,7 @@ else:
     extra = {"model_name": "unet", "model_config": vars(COURSE), "target": "vocals", "dataset": str(DATASET)}
     fit(model, loss_fn, DataLoader(train_set, batch_size=8, shuffle=True, drop_last=True),
         DataLoader(valid_set, batch_size=8),
-        TrainConfig(max_steps=100, lr=1e-3, device="cpu", out_dir="runs/unet03", progress=False,
+        TrainConfig(max_steps=200, lr=1e-3, device="cpu", out_dir="runs/unet03", progress=False,
                     tensorboard=False), extra=extra)
     model, _ = load_model(CHECKPOINT)  # the best validation checkpoint, as notebook 03 left it
 model = model.eval()
@@ -158,7 +158,7 @@ mask = stitch_patches(patch_masks, 64, mixture_mag.shape[-1])[None]   # (1, 512,
 no_overlap = separate.make_patches(mixture_mag[0], 128, 128)
 with torch.no_grad():
     mask_no_overlap = separate.stitch_patches(model(no_overlap), 128, mixture_mag.shape[-1])
-print(f"mask {tuple(mask.shape)}, values in [{mask.min():.2f}, {mask.max():.2f}]")
+print(f"mask {tuple(mask.shape)}: one value in [0, 1] per bin and frame of the whole song")
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 2.6), sharey=True)
 seconds = spectral.HOP / spectral.RATE
@@ -241,14 +241,15 @@ print("same as tpsep.separate.separate_track:",
 # highs.
 
 # %%
+excerpt = slice(0, 8 * track.rate)  # 8 seconds keep the notebook light; play the whole arrays if you like
 print("mixture")
-display(player(mixture, track.rate))
+display(player(mixture[..., excerpt], track.rate))
 print("U-Net vocals")
-display(player(vocals_estimate, track.rate))
+display(player(vocals_estimate[..., excerpt], track.rate))
 print("U-Net accompaniment")
-display(player(accompaniment_estimate, track.rate))
+display(player(accompaniment_estimate[..., excerpt], track.rate))
 print("true vocals")
-display(player(track.stem("vocals"), track.rate))
+display(player(track.stem("vocals")[..., excerpt], track.rate))
 
 # %%
 written = separate.write_estimates({"vocals": vocals_estimate, "accompaniment": accompaniment_estimate},
@@ -278,7 +279,10 @@ print("wrote", ", ".join(str(p) for p in written))
 # %%
 def oracle_at_model_rate(track):
     """The ideal ratio mask in the U-Net's setting: 8192 Hz, n_fft 1024, hop 768."""
-    to_low = lambda x: audio.resample(x, track.rate, spectral.RATE)
+    def to_low(x):  # resample, and pad to whole hops so that the inverse STFT returns every sample
+        low = audio.resample(x, track.rate, spectral.RATE)
+        return np.pad(low, [(0, 0), (0, -low.shape[-1] % spectral.HOP)])
+
     low_estimate = masks.separate_with_oracle(to_low(track.mixture), {"vocals": to_low(track.stem("vocals"))},
                                               kind="irm", n_fft=spectral.N_FFT, hop=spectral.HOP)["vocals"]
     vocals = audio.resample(low_estimate, spectral.RATE, track.rate)[..., : track.frames]
@@ -320,7 +324,7 @@ sdr_bars(table)
 # How to read it:
 #
 # - The distance between **U-Net** and **IRM, 8192 Hz** is what the model has
-#   not learned yet: 100 training steps on a CPU, with twenty minutes of music.
+#   not learned yet: 200 training steps on a CPU, with twenty minutes of music.
 #   `benchmarks/unet_long_run.py` trains longer and closes part of that gap.
 # - The distance between the two IRM rows is the price of the **setting**:
 #   at 8192 Hz nothing above 4096 Hz can be separated (the vocals estimate has no
