@@ -443,6 +443,12 @@ change = (trained_basis - initial_basis).norm() / initial_basis.norm()
 print(f"the filters moved by {100 * change:.0f}% of their norm")
 
 # %% [markdown]
+# In this run the filters moved by 71% of their norm, yet their responses
+# became only slightly more peaked (6.2 dB to 6.8 dB peak-to-mean): the encoder
+# has started to specialise, nothing more.
+# Band-pass filters need far more training than this notebook can afford.
+
+# %% [markdown]
 # ## 10. Why not 15.3 dB?
 #
 # The paper reports 15.3 dB SI-SNRi on wsj0-2mix for its best non-causal model,
@@ -490,7 +496,16 @@ comparison.round(3)
 # the same data, which is what `benchmarks/convtasnet_long_run.py` measures with
 # a longer training run (see below).
 #
-# LONG_RUN_PLACEHOLDER
+# **Longer training.** `python benchmarks/convtasnet_long_run.py` trains the
+# same configuration for 18 minutes (1-second chunks, learning rate 3e-3)
+# on one CPU thread of a shared machine (2404 steps, 2.7 hours of audio seen,
+# each chunk remixed from two random training mixtures; the plateau schedule
+# never had to lower the learning rate). On the same 100 test mixtures it reached **8.0 dB
+# SI-SDRi** (median 9.2 dB) against **10.6 dB** for the IRM: 2.6 dB short of the
+# ideal mask, twice the gain of this notebook, and its validation SI-SNR was
+# still rising at every epoch (7.8, 9.2, 10.4, 11.2, 11.4, 11.6 dB). Beating
+# the ideal mask, the paper's headline, needs more of what the list above says
+# is missing: hours of GPU training rather than minutes of CPU.
 #
 # **To go further.** Double `TRAIN_STEPS` and watch SI-SDRi move; set
 # `causal=True, norm="cLN"` in a `ConvTasNetConfig` and measure what a
