@@ -15,6 +15,7 @@ notebook needs to do.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .cache import cache_root, dataset_dir, render_once
@@ -58,6 +59,9 @@ def dataset_folder(name: str = "music", progress: bool = True, verify: bool = Tr
         from .chorales import render_music as render
     else:
         from .speech import render_speech as render
+    # tqdm's own TQDM_DISABLE loses to an explicit disable= argument, so honour it here
+    # (pytest sets it: a progress bar in a notebook's stored outputs differs on every run)
+    progress = progress and not os.environ.get("TQDM_DISABLE")
     return render_once(kind, params, lambda folder: render(folder, params, progress), checksums=verify)
 
 
