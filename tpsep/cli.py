@@ -30,13 +30,7 @@ def make_parser() -> argparse.ArgumentParser:
                     "train, separate and evaluate models.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, function_name in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:  # a real missing dependency, not an absent command
-                raise
-            continue
-        getattr(module, function_name)(subparsers)
+        getattr(importlib.import_module(module_name), function_name)(subparsers)
     return parser
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from tpsep.spectral import as_tensor
+
 
 @dataclass
 class Finding:
@@ -52,11 +54,7 @@ def report(findings: list[Finding], title: str = "checks") -> str:
 
 
 def _as_tensor(x, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor or a numpy array, got {type(x).__name__}")
-    return x.detach().float().cpu()
+    return as_tensor(x, name).detach().float().cpu()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,16 +29,8 @@ EPS = 1e-10
 MASK_KINDS = ("ibm", "irm", "irm2", "wiener", "mix")
 
 
-def _tensor(x) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch tensor or numpy array, got {type(x).__name__}")
-    return x
-
-
 def _check_pair(target_mag, other_mag, name: str):
-    target_mag, other_mag = _tensor(target_mag), _tensor(other_mag)
+    target_mag, other_mag = spectral.as_tensor(target_mag), spectral.as_tensor(other_mag)
     if target_mag.shape != other_mag.shape:
         raise ValueError(f"{name}: target and other magnitudes must have the same shape "
                          f"(..., freq, frames), got {tuple(target_mag.shape)} and {tuple(other_mag.shape)}")
@@ -158,7 +150,7 @@ def apply_mask(mask, mixture_stft) -> torch.Tensor:
     Returns:
         complex ``(..., bins, frames)``: the masked mixture.
     """
-    mask, mixture_stft = _tensor(mask), _tensor(mixture_stft)
+    mask, mixture_stft = spectral.as_tensor(mask), spectral.as_tensor(mixture_stft)
     if not mixture_stft.is_complex():
         raise ValueError("apply_mask expects the complex mixture STFT (the phase is needed), "
                          f"got dtype {mixture_stft.dtype}")
@@ -185,7 +177,7 @@ def with_mixture_phase(magnitude, mixture_stft) -> torch.Tensor:
     Returns:
         complex ``(..., bins, frames)``.
     """
-    magnitude, mixture_stft = _tensor(magnitude), _tensor(mixture_stft)
+    magnitude, mixture_stft = spectral.as_tensor(magnitude), spectral.as_tensor(mixture_stft)
     unit = mixture_stft / (mixture_stft.abs() + EPS)
     return apply_mask(magnitude, unit)
 
@@ -208,7 +200,7 @@ def separate_with_oracle(mixture, sources: dict, kind: str = "irm", targets=None
     Returns:
         dict name -> float32 numpy ``(channels, samples)``.
     """
-    mixture_t = _tensor(np.asarray(mixture, dtype=np.float32))
+    mixture_t = spectral.as_tensor(np.asarray(mixture, dtype=np.float32))
     if mixture_t.ndim != 2:
         raise ValueError(f"mixture must be (channels, samples), got shape {tuple(mixture_t.shape)}")
     targets = list(sources) if targets is None else list(targets)
@@ -217,7 +209,7 @@ def separate_with_oracle(mixture, sources: dict, kind: str = "irm", targets=None
     for name in targets:
         if name not in sources:
             raise ValueError(f"no source named {name!r}; available: {sorted(sources)}")
-        target = _tensor(np.asarray(sources[name], dtype=np.float32))
+        target = spectral.as_tensor(np.asarray(sources[name], dtype=np.float32))
         if target.shape != mixture_t.shape:
             raise ValueError(f"source {name!r} has shape {tuple(target.shape)}, "
                              f"the mixture {tuple(mixture_t.shape)}")

@@ -35,6 +35,8 @@ import scipy.fft
 import scipy.linalg
 import torch
 
+from tpsep.spectral import as_tensor
+
 FFMPEG_HELP = ("install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg; conda: "
                "conda install -c conda-forge ffmpeg; macOS: brew install ffmpeg) and make sure "
                "`ffmpeg` and `ffprobe` are on your PATH")
@@ -45,10 +47,7 @@ AGGREGATION = "median over 1 s frames within each track, then median over tracks
 # ----------------------------------------------------------------------------- SI-SDR
 
 def _as_float_tensor(x, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
+    x = as_tensor(x, name)
     if not torch.is_floating_point(x):
         x = x.float()
     return x

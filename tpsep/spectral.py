@@ -18,11 +18,12 @@ RATE = 8192
 BINS = 512
 
 
-def _as_tensor(x) -> torch.Tensor:
+def as_tensor(x, name: str = "input") -> torch.Tensor:
+    """``x`` as a torch tensor (numpy arrays are wrapped without a copy when contiguous)."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch tensor or numpy array, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
     return x
 
 
@@ -51,7 +52,7 @@ def stft(x, n_fft: int = N_FFT, hop: int | None = None, window: str = "hann") ->
     Returns:
         complex tensor ``(..., n_fft // 2 + 1, frames)`` with centred frames.
     """
-    x = _as_tensor(x)
+    x = as_tensor(x)
     hop = hop or n_fft // 4
     if not torch.is_floating_point(x):
         raise TypeError(f"stft expects a floating-point signal, got dtype {x.dtype}")
@@ -77,7 +78,7 @@ def istft(X, n_fft: int = N_FFT, hop: int | None = None, window: str = "hann",
     Returns:
         real tensor ``(..., samples)``.
     """
-    X = _as_tensor(X)
+    X = as_tensor(X)
     hop = hop or n_fft // 4
     bins = n_fft // 2 + 1
     if X.shape[-2] != bins:
@@ -93,12 +94,12 @@ def istft(X, n_fft: int = N_FFT, hop: int | None = None, window: str = "hann",
 
 def magnitude(X: torch.Tensor) -> torch.Tensor:
     """``|X|`` of a complex spectrogram, same shape ``(..., freq, frames)``."""
-    return _as_tensor(X).abs()
+    return as_tensor(X).abs()
 
 
 def phase(X: torch.Tensor) -> torch.Tensor:
     """The angle of a complex spectrogram in radians, ``(..., freq, frames)``."""
-    return torch.angle(_as_tensor(X))
+    return torch.angle(as_tensor(X))
 
 
 def to_db(mag, top_db: float = 80.0, ref: float | None = None) -> torch.Tensor:
@@ -106,7 +107,7 @@ def to_db(mag, top_db: float = 80.0, ref: float | None = None) -> torch.Tensor:
 
     ``ref`` defaults to the maximum of ``mag``, so the loudest bin is 0 dB.
     """
-    mag = _as_tensor(mag).abs()
+    mag = as_tensor(mag).abs()
     ref = float(mag.max()) if ref is None else ref
     db = 20 * torch.log10(torch.clamp(mag, min=1e-10) / max(ref, 1e-10))
     return torch.clamp(db, min=float(db.max()) - top_db)
@@ -121,7 +122,7 @@ def crop_bins(X, bins: int = BINS) -> torch.Tensor:
     Returns:
         ``(..., bins, frames)``, the Nyquist bin dropped.
     """
-    X = _as_tensor(X)
+    X = as_tensor(X)
     if X.shape[-2] != bins + 1:
         raise ValueError(
             f"crop_bins expects {bins + 1} frequency bins (n_fft={2 * bins}), got {X.shape[-2]} "
@@ -140,11 +141,11 @@ def restore_bins(X_cropped, full=None) -> torch.Tensor:
     Returns:
         ``(..., bins + 1, frames)``, ready for :func:`istft`.
     """
-    X_cropped = _as_tensor(X_cropped)
+    X_cropped = as_tensor(X_cropped)
     if full is None:
         top = torch.zeros_like(X_cropped[..., :1, :])
     else:
-        full = _as_tensor(full)
+        full = as_tensor(full)
         if full.shape[-2] != X_cropped.shape[-2] + 1 or full.shape[-1] != X_cropped.shape[-1]:
             raise ValueError(
                 f"restore_bins: `full` should have shape (..., {X_cropped.shape[-2] + 1}, "

@@ -50,6 +50,20 @@ def _figure_image(figure):
     return Image(data=buffer.getvalue(), format="jpeg")
 
 
+def _mono(audio, owner: str, name: str = "audio") -> np.ndarray:
+    """``(samples,)`` float32 from ``(samples,)``, ``(channels, samples)`` or a tensor; refuses NaN/Inf."""
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=0)
+    if audio.ndim != 1:
+        raise ValueError(f"{owner}: {name} must be (samples,) or (channels, samples), got {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{owner}: the {name} contains NaN or Inf")
+    return audio
+
+
 class SpectrogramExplorer(Panel):
     """Explore the STFT of a signal: n_fft, hop, window, dB range and frequency scale.
 
@@ -72,15 +86,7 @@ class SpectrogramExplorer(Panel):
                  window: str = "hann", db_range: int = 80, scale: str = "linear"):
         import ipywidgets as w
 
-        if hasattr(audio, "detach"):
-            audio = audio.detach().cpu().numpy()
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 2:
-            audio = audio.mean(axis=0)
-        if audio.ndim != 1:
-            raise ValueError(f"SpectrogramExplorer expects (samples,) or (channels, samples), got {audio.shape}")
-        if not np.isfinite(audio).all():
-            raise ValueError("SpectrogramExplorer: the audio contains NaN or Inf")
+        audio = _mono(audio, "SpectrogramExplorer")
         if len(audio) < max(self.N_FFTS):
             raise ValueError(f"SpectrogramExplorer needs at least {max(self.N_FFTS)} samples, got {len(audio)}")
         self.audio, self.rate, self.title = audio, rate, title
@@ -179,19 +185,8 @@ class MaskExplorer(Panel):
                  title: str = ""):
         import ipywidgets as w
 
-        def mono(x, name):
-            if hasattr(x, "detach"):
-                x = x.detach().cpu().numpy()
-            x = np.asarray(x, dtype=np.float32)
-            if x.ndim == 2:
-                x = x.mean(axis=0)
-            if x.ndim != 1:
-                raise ValueError(f"MaskExplorer: {name} must be (samples,) or (channels, samples), got {x.shape}")
-            if not np.isfinite(x).all():
-                raise ValueError(f"MaskExplorer: the {name} contains NaN or Inf")
-            return x
-
-        self.mixture, self.target = mono(mixture, "mixture"), mono(target, "target")
+        self.mixture = _mono(mixture, "MaskExplorer", "mixture")
+        self.target = _mono(target, "MaskExplorer", "target")
         if self.mixture.shape != self.target.shape:
             raise ValueError(f"MaskExplorer: mixture {self.mixture.shape} and target {self.target.shape} "
                              "must have the same length")
