@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: lab test notebooks check-notebooks clean
 
+# JupyterLab refuses to run as root unless told to (containers, cloud machines)
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(VENV)/.installed
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ALLOW_ROOT)
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
