@@ -225,6 +225,15 @@ def test_summary_is_median_over_frames_then_median_over_tracks():
     assert "median over 1 s frames within each track, then median over tracks" in text
 
 
+def test_summary_of_whole_signal_scores_does_not_claim_frames():
+    frames = pd.concat([metrics.scores_table({"SI-SDR": [[value]]}, ["s1"], track=name, method="irm")
+                        for name, value in [("a", 9.0), ("b", 12.0), ("c", 10.0)]])
+    summary = metrics.summary_table(frames)
+    assert summary.loc[("irm", "s1"), "SI-SDR"] == 10.0
+    text = metrics.format_summary(summary)
+    assert "frames" not in text and "whole-signal score per track, then median over tracks" in text
+
+
 def _default_test_split_or_skip():
     """The default music test split, only if it is already rendered (rendering takes a minute)."""
     try:

@@ -265,8 +265,7 @@ def evaluate_from_args(args) -> dict:
     print(metrics.format_summary(summary))
     results = {
         "command": "evaluate", "dataset": str(args.dataset), "split": args.split, "tracks": len(tracks),
-        "metric": args.metric, "aggregation": metrics.AGGREGATION if args.metric == "museval"
-        else "whole-signal score per track, then median over tracks",
+        "metric": args.metric, "aggregation": summary.attrs["aggregation"],
         "stft": {"n_fft": args.n_fft, "hop": args.hop} if args.oracle else None,
         "summary": summary_to_dict(summary),
         "per_track": [{"method": m, "track": t, "target": g,

@@ -42,6 +42,7 @@ FFMPEG_HELP = ("install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg; cond
                "`ffmpeg` and `ffprobe` are on your PATH")
 METRICS = ("SDR", "ISR", "SIR", "SAR")
 AGGREGATION = "median over 1 s frames within each track, then median over tracks (SiSEC 2018)"
+WHOLE_SIGNAL_AGGREGATION = "one whole-signal score per track, then median over tracks"
 
 
 # ----------------------------------------------------------------------------- SI-SDR
@@ -342,12 +343,14 @@ def summary_table(frames: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         DataFrame indexed by (method, target), one column per metric, plus "tracks"
-        (how many tracks went into the median). ``table.attrs["aggregation"]`` says how.
+        (how many tracks went into the median). ``table.attrs["aggregation"]`` says how:
+        framed scores (museval) or one whole-signal score per track (SI-SDR, fast SDR).
     """
     per_track = track_table(frames)
     summary = per_track.groupby(level=["method", "target"], sort=False).median()
     summary["tracks"] = per_track.groupby(level=["method", "target"], sort=False).size()
-    summary.attrs["aggregation"] = AGGREGATION
+    framed = frames.groupby(["method", "track", "target", "metric"])["frame"].nunique().max() > 1
+    summary.attrs["aggregation"] = AGGREGATION if framed else WHOLE_SIGNAL_AGGREGATION
     return summary
 
 
