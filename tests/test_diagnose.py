@@ -182,3 +182,29 @@ def test_overfit_names_a_detached_graph_and_frozen_weights():
     frozen.requires_grad_(False)
     with pytest.raises(OverfitError, match="all frozen"):
         overfit_one_batch(frozen, masked_l1, (X, target), steps=5)
+
+
+def test_overfit_takes_a_target_for_a_negative_loss():
+    """-SI-SNR is negative once the estimate is decent: a reduction factor cannot judge it."""
+    from tpsep.losses import si_snr
+
+    torch.manual_seed(0)
+    source = torch.nn.functional.avg_pool1d(torch.randn(2, 1, 2007), 8, stride=1)  # low-pass
+    mixture = source + 0.1 * torch.randn(2, 1, 2000)  # white noise a filter can partly remove
+    model = torch.nn.Conv1d(1, 1, kernel_size=9, padding=4)
+
+    def negative_si_snr(model, batch):
+        x, s = batch
+        return -si_snr(model(x), s).mean()
+
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[0, 0, 4] = 1.0
+    with pytest.raises(ValueError, match="pass target="):
+        overfit_one_batch(model, negative_si_snr, (mixture, source), steps=5)
+    missed = overfit_one_batch(model, negative_si_snr, (mixture, source), steps=1, target=-40,
+                               raise_on_failure=False)
+    assert not missed.passed and "did not reach the target" in str(missed)
+    reached = overfit_one_batch(model, negative_si_snr, (mixture, source), steps=300, lr=1e-2, target=-12)
+    assert reached.passed and min(reached.losses) <= -12 < reached.losses[0]
+    assert "reached the target" in str(reached)

@@ -325,6 +325,7 @@ class OverfitResult:
     factor: float          # the asked reduction factor
     steps: int             # the step budget
     findings: list = field(default_factory=list)
+    target: float | None = None  # the loss to reach, when asked instead of a factor
 
     @property
     def reduction(self) -> float:
@@ -334,17 +335,20 @@ class OverfitResult:
 
     def __str__(self) -> str:
         start, low = self.losses[0], min(self.losses)
+        change = f"/{self.reduction:.3g}" if self.target is None else f"target {self.target:.4g}"
         head = (f"overfit one batch: loss {start:.4g} -> {self.losses[-1]:.4g} (lowest {low:.4g}, "
-                f"/{self.reduction:.3g}) in {len(self.losses) - 1} steps")
+                f"{change}) in {len(self.losses) - 1} steps")
+        goal = f"fell by the asked factor {self.factor:g}" if self.target is None else "reached the target"
         if self.passed:
-            return f"✓ {head}: fell by the asked factor {self.factor:g}"
-        lines = [f"✗ {head}: did not fall by {self.factor:g} within {self.steps} steps"]
+            return f"✓ {head}: {goal}"
+        miss = f"did not fall by {self.factor:g}" if self.target is None else "did not reach the target"
+        lines = [f"✗ {head}: {miss} within {self.steps} steps"]
         lines += [str(f) for f in self.findings]
         return "\n".join(lines + [USUAL_CAUSES])
 
 
-def overfit_one_batch(model, loss_fn, batch, *, steps: int = 200, factor: float = 10.0, lr: float = 1e-3,
-                      dropout: bool = False, raise_on_failure: bool = True, copy_model: bool = True,
+def overfit_one_batch(model, loss_fn, batch, *, steps: int = 200, factor: float = 10.0,
+                      target: float | None = None, lr: float = 1e-3, dropout: bool = False, raise_on_failure: bool = True, copy_model: bool = True,
                       device=None) -> OverfitResult:
     """Train (a copy of) ``model`` on one batch with Adam: the loss must fall by ``factor``.
 
@@ -357,6 +361,9 @@ def overfit_one_batch(model, loss_fn, batch, *, steps: int = 200, factor: float 
         batch: one batch, as the loader yields it (tensors, tuples, dicts).
         steps: the step budget; stops as soon as the loss is ``factor`` times lower.
         factor: the reduction asked for (10: the loss must end at a tenth of its start).
+        target: instead of a factor, the value the loss must reach. Needed for losses that
+            go negative, where "ten times lower" means nothing: for the negative SI-SNR of
+            Conv-TasNet, ``target=-20`` asks for 20 dB on the memorised batch.
         lr: Adam's learning rate.
         dropout: keep dropout on (off by default: it fights memorisation).
         raise_on_failure: raise :class:`OverfitError` (whose message is the report) on failure;
@@ -383,9 +390,12 @@ def overfit_one_batch(model, loss_fn, batch, *, steps: int = 200, factor: float 
     findings = []
     if not trainable:
         findings.append(Finding("gradient", "error", "no parameter requires a gradient (all frozen)"))
-        result = OverfitResult(False, [float(loss_fn(net, batch))], factor, steps, findings)
+        result = OverfitResult(False, [float(loss_fn(net, batch))], factor, steps, findings, target)
         return _finish(result, raise_on_failure)
     optimizer = torch.optim.Adam(trainable, lr=lr)
+
+    def reached(losses):
+        return min(losses) <= (losses[0] / factor if target is None else target)
 
     losses = []
     for step in range(steps + 1):
@@ -394,7 +404,10 @@ def overfit_one_batch(model, loss_fn, batch, *, steps: int = 200, factor: float 
         if not np.isfinite(losses[-1]):
             findings.append(Finding("finite", "error", f"the loss became {losses[-1]} at step {step}"))
             break
-        if losses[-1] <= losses[0] / factor or step == steps:
+        if step == 0 and target is None and losses[0] <= 0:
+            raise ValueError(f"the loss starts at {losses[0]:.4g} <= 0, so a fall by a factor "
+                             f"{factor:g} means nothing: pass target= (the loss value to reach) instead")
+        if reached(losses) or step == steps:
             break
         if not loss.requires_grad:
             findings.append(Finding("gradient", "error",
@@ -407,10 +420,10 @@ def overfit_one_batch(model, loss_fn, batch, *, steps: int = 200, factor: float 
             findings += _gradient_findings(net)
         optimizer.step()
 
-    passed = np.isfinite(losses[-1]) and min(losses) <= losses[0] / factor
-    if not passed:
+    passed = np.isfinite(losses[-1]) and reached(losses)
+    if not passed and losses[0] > 0:  # the curve's shape is read as ratios
         findings += _curve_findings(losses)
-    return _finish(OverfitResult(bool(passed), losses, factor, steps, findings), raise_on_failure)
+    return _finish(OverfitResult(bool(passed), losses, factor, steps, findings, target), raise_on_failure)
 
 
 def _finish(result: OverfitResult, raise_on_failure: bool) -> OverfitResult:
