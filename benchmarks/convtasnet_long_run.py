@@ -31,19 +31,36 @@ import torch
 
 import tpsep
 from tpsep import data, masks
+from tpsep.data import speech
 from tpsep.evaluation import evaluate
 from tpsep.models import convtasnet
-from tpsep.train import TrainConfig, fit
+from tpsep.train import History, TrainConfig, fit, load_checkpoint, load_model
 
 
-def si_sdri_table(separators: dict, tracks, sources) -> pd.DataFrame:
-    """Mean SI-SDR and SI-SDRi (dB) over ``tracks`` for each separator; the first one is the input."""
+# "M" or "F" for each espeak voice (its variant is +mN or +fN)
+VOICE_SEX = {speaker: ("F" if "+f" in voice else "M") for speaker, voice, *_ in speech.SPEAKERS}
+
+
+def pair_kind(track_name: str) -> str:
+    """"FF", "FM" or "MM" for a speech2mix track named like ``test_0024_spk13_spk15``."""
+    return "".join(sorted(VOICE_SEX[part] for part in track_name.split("_") if part in VOICE_SEX))
+
+
+def si_sdri_tables(separators: dict, tracks, sources) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """SI-SDR and SI-SDRi (dB) over ``tracks`` for each separator; the first one is the input.
+
+    Returns the overall table (mean, and median SI-SDRi) and the mean SI-SDRi by pair kind
+    (two female voices, one of each, two male voices)."""
     scores = pd.concat([evaluate(separate, tracks, sources, method=name, mode="si_sdr")
                         for name, separate in separators.items()])
     per_track = scores.groupby(["method", "track"], sort=False)["value"].mean().unstack("method")
     improvement = per_track.sub(per_track[next(iter(separators))], axis=0)
-    return pd.DataFrame({"SI-SDR": per_track.mean(), "SI-SDRi": improvement.mean(),
-                         "SI-SDRi median": improvement.median()}).round(2)
+    overall = pd.DataFrame({"SI-SDR": per_track.mean(), "SI-SDRi": improvement.mean(),
+                            "SI-SDRi median": improvement.median()}).round(2)
+    kinds = improvement.groupby([pair_kind(name) for name in improvement.index])
+    by_kind = kinds.mean().T.round(2)
+    by_kind.columns = [f"{kind} ({len(group)})" for kind, group in kinds]
+    return overall, by_kind
 
 
 def main(argv=None) -> dict:
@@ -61,6 +78,8 @@ def main(argv=None) -> dict:
                         help="override a ConvTasNetConfig field, e.g. --option X=8")
     parser.add_argument("--out", default=None, help="checkpoint folder (best.pt, last.pt, log.jsonl)")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--evaluate", default=None, metavar="CHECKPOINT",
+                        help="skip training: evaluate this checkpoint (best.pt of an earlier run)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -81,17 +100,23 @@ def main(argv=None) -> dict:
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
     valid_loader = torch.utils.data.DataLoader(data.ChunkDataset(valid_tracks, seconds=args.seconds,
                                                                  chunks_per_epoch=64), batch_size=8)
-    start = time.perf_counter()
-    history = fit(model, convtasnet.pit_loss_fn, train_loader, valid_loader,
-                  TrainConfig(minutes=args.minutes, lr=args.lr, grad_clip=5.0, schedule="plateau",
-                              plateau_patience=2, out_dir=args.out, progress=False, log_every=50),
-                  extra={"model_name": "convtasnet", "model_config": dataclasses.asdict(config)})
-    train_minutes = (time.perf_counter() - start) / 60
+    if args.evaluate:
+        model, checkpoint = load_model(args.evaluate)
+        config = model.config
+        history = History(**checkpoint["history"])
+        train_minutes = history.minutes
+        print(f"evaluating {args.evaluate}: {dataclasses.asdict(config)}, step {checkpoint['step']}")
+    else:
+        start = time.perf_counter()
+        history = fit(model, convtasnet.pit_loss_fn, train_loader, valid_loader,
+                      TrainConfig(minutes=args.minutes, lr=args.lr, grad_clip=5.0, schedule="plateau",
+                                  plateau_patience=2, out_dir=args.out, progress=False, log_every=50),
+                      extra={"model_name": "convtasnet", "model_config": dataclasses.asdict(config)})
+        train_minutes = (time.perf_counter() - start) / 60
+        if args.out and history.valid_loss:  # evaluate the best validation checkpoint
+            load_checkpoint(f"{args.out}/best.pt", model)
     print(f"trained {history.steps} steps in {train_minutes:.1f} min; validation SI-SNR per epoch:",
           [round(-v, 2) for v in history.valid_loss])
-    if args.out and history.valid_loss:  # evaluate the best validation checkpoint
-        from tpsep.train import load_checkpoint
-        load_checkpoint(f"{args.out}/best.pt", model)
 
     start = time.perf_counter()
     separators = {
@@ -99,8 +124,10 @@ def main(argv=None) -> dict:
         "IRM oracle (STFT 32 ms)": masks.oracle_separator("irm", n_fft=256, hop=64),
         "Conv-TasNet": convtasnet.separator_from_model(model),
     }
-    table = si_sdri_table(separators, test_tracks, sources)
+    table, by_kind = si_sdri_tables(separators, test_tracks, sources)
     print(table.to_string())
+    print("\nmean SI-SDRi by pair of voices (F: female, M: male; number of test mixtures):")
+    print(by_kind.to_string())
     gap = table.loc["Conv-TasNet", "SI-SDRi"] - table.loc["IRM oracle (STFT 32 ms)", "SI-SDRi"]
     print(f"Conv-TasNet {'beats' if gap > 0 else 'trails'} the IRM by {abs(gap):.2f} dB SI-SDRi "
           f"after {history.steps} steps ({train_minutes:.1f} min, {torch.get_num_threads()} threads); "
@@ -109,7 +136,8 @@ def main(argv=None) -> dict:
                "audio_hours_seen": round(history.steps * args.batch_size * args.seconds / 3600, 2),
                "config": dataclasses.asdict(config), "remix": args.remix,
                "valid_si_snr": [round(-v, 3) for v in history.valid_loss],
-               "test": {name: row.to_dict() for name, row in table.iterrows()}}
+               "test": {name: row.to_dict() for name, row in table.iterrows()},
+               "test_by_pair_kind": {name: row.to_dict() for name, row in by_kind.iterrows()}}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
