@@ -35,7 +35,6 @@ import dataclasses
 import json
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -44,7 +43,7 @@ from tpsep import data, masks
 from tpsep.data import speech
 from tpsep.evaluation import evaluate
 from tpsep.models import convtasnet
-from tpsep.train import History, TrainConfig, fit, load_checkpoint, load_model
+from tpsep.train import History, TrainConfig, fit, load_checkpoint, load_model, parse_options
 
 
 # "M" or "F" for each espeak voice (its variant is +mN or +fN)
@@ -98,18 +97,6 @@ def main(argv=None) -> dict:
     valid_tracks = data.load_dataset(args.dataset, split="valid")
     test_tracks = data.load_dataset(args.dataset, split="test")
     sources = list(train_tracks[0].source_names)
-    overrides = {k: v for k, v in (item.split("=", 1) for item in args.option)}
-    overrides = {k: (v if k in ("norm", "mask_activation") else (v == "True" if k == "causal" else int(v)))
-                 for k, v in overrides.items()}
-    config = dataclasses.replace(convtasnet.COURSE, C=len(sources), **overrides)
-    model = convtasnet.ConvTasNet(config)
-    if not args.evaluate:
-        print("config:", dataclasses.asdict(config))
-
-    train_set = data.ChunkDataset(train_tracks, seconds=args.seconds, remix=args.remix)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
-    valid_loader = torch.utils.data.DataLoader(data.ChunkDataset(valid_tracks, seconds=args.seconds,
-                                                                 chunks_per_epoch=64), batch_size=8)
     if args.evaluate:
         model, checkpoint = load_model(args.evaluate)
         config = model.config
@@ -117,6 +104,14 @@ def main(argv=None) -> dict:
         train_minutes = history.minutes
         print(f"evaluating {args.evaluate}: {dataclasses.asdict(config)}, step {checkpoint['step']}")
     else:
+        config = dataclasses.replace(convtasnet.COURSE, C=len(sources), **parse_options(args.option))
+        model = convtasnet.ConvTasNet(config)
+        print("config:", dataclasses.asdict(config))
+        train_set = data.ChunkDataset(train_tracks, seconds=args.seconds, remix=args.remix)
+        train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                                   drop_last=True)
+        valid_loader = torch.utils.data.DataLoader(data.ChunkDataset(valid_tracks, seconds=args.seconds,
+                                                                     chunks_per_epoch=64), batch_size=8)
         start = time.perf_counter()
         history = fit(model, convtasnet.pit_loss_fn, train_loader, valid_loader,
                       TrainConfig(minutes=args.minutes, lr=args.lr, grad_clip=5.0, schedule="plateau",

@@ -16,25 +16,11 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
-from tpsep import audio, data, evaluation, masks, metrics, separate, spectral
+from tpsep import data, evaluation, masks, metrics, separate
 from tpsep.models.unet import training_recipe
 from tpsep.train import TrainConfig, fit, load_model
-
-
-def oracle_at_model_rate(track) -> dict:
-    """The ideal ratio mask at 8192 Hz, n_fft 1024, hop 768: the ceiling of the U-Net's setting."""
-    def to_low(x):  # resample, and pad to whole hops so that the inverse STFT returns every sample
-        low = audio.resample(x, track.rate, spectral.RATE)
-        return np.pad(low, [(0, 0), (0, -low.shape[-1] % spectral.HOP)])
-
-    low = masks.separate_with_oracle(to_low(track.mixture), {"vocals": to_low(track.stem("vocals"))},
-                                     kind="irm", n_fft=spectral.N_FFT, hop=spectral.HOP)["vocals"]
-    vocals = audio.resample(low, spectral.RATE, track.rate)[..., : track.frames]
-    vocals = np.pad(vocals, [(0, 0), (0, track.frames - vocals.shape[-1])]).astype(np.float32)
-    return {"vocals": vocals, "accompaniment": track.mixture - vocals}
 
 
 def main() -> None:
@@ -66,7 +52,7 @@ def main() -> None:
     tracks = data.load_dataset(args.dataset, split="test")
     frames = [evaluation.evaluate(separate.unet_separator(best), tracks, method="U-Net (long run)"),
               evaluation.evaluate(separate.unet_separator(best, refine=True), tracks, method="U-Net + Wiener-like"),
-              evaluation.evaluate(oracle_at_model_rate, tracks, method="IRM, 8192 Hz"),
+              evaluation.evaluate(separate.oracle_at_model_rate, tracks, method="IRM, 8192 Hz"),
               evaluation.evaluate(masks.oracle_separator("irm", n_fft=1024, hop=256), tracks,
                                   method="IRM (notebook 02)")]
     import pandas as pd

@@ -277,24 +277,11 @@ print("wrote", ", ".join(str(p) for p in written))
 #   n_fft 1024, hop 256.
 
 # %%
-def oracle_at_model_rate(track):
-    """The ideal ratio mask in the U-Net's setting: 8192 Hz, n_fft 1024, hop 768."""
-    def to_low(x):  # resample, and pad to whole hops so that the inverse STFT returns every sample
-        low = audio.resample(x, track.rate, spectral.RATE)
-        return np.pad(low, [(0, 0), (0, -low.shape[-1] % spectral.HOP)])
-
-    low_estimate = masks.separate_with_oracle(to_low(track.mixture), {"vocals": to_low(track.stem("vocals"))},
-                                              kind="irm", n_fft=spectral.N_FFT, hop=spectral.HOP)["vocals"]
-    vocals = audio.resample(low_estimate, spectral.RATE, track.rate)[..., : track.frames]
-    vocals = np.pad(vocals, [(0, 0), (0, track.frames - vocals.shape[-1])])
-    return {"vocals": vocals, "accompaniment": track.mixture - vocals}
-
-
 N_EVAL_TRACKS = 3   # as in notebook 02; `tpsep evaluate CHECKPOINT --split test` scores them all
 eval_tracks = test_tracks[:N_EVAL_TRACKS]
 separators = {"U-Net": separate.unet_separator(model),
               "U-Net + Wiener-like": separate.unet_separator(model, refine=True),
-              "IRM, 8192 Hz": oracle_at_model_rate,
+              "IRM, 8192 Hz": separate.oracle_at_model_rate,
               "IRM (notebook 02)": masks.oracle_separator("irm", n_fft=1024, hop=256)}
 frames = pd.concat([evaluation.evaluate(separator, eval_tracks, targets=["vocals", "accompaniment"], method=name)
                     for name, separator in separators.items()], ignore_index=True)

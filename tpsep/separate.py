@@ -186,9 +186,7 @@ def separate_track(model: torch.nn.Module, mixture: np.ndarray, rate: int, targe
         raise ValueError("the mixture contains NaN or Inf")
     if np.abs(mixture).max(initial=0.0) == 0:
         raise ValueError("the mixture is silent (all zeros): nothing to separate")
-    low = audio.resample(mixture, rate, model_rate)
-    # pad to whole hops, so that the inverse STFT gives back every sample (the last partial hop too)
-    padded = np.pad(low, [(0, 0), (0, -low.shape[-1] % spectral.HOP)])
+    low, padded = _at_model_rate(mixture, rate, model_rate)
     X = spectral.stft(torch.from_numpy(padded), n_fft=spectral.N_FFT, hop=spectral.HOP)   # (C, 513, frames)
     mask = predict_mask(model, spectral.crop_bins(X.abs()), batch_size=batch_size)
     if refine:
@@ -199,6 +197,31 @@ def separate_track(model: torch.nn.Module, mixture: np.ndarray, rate: int, targe
     rest_name = "accompaniment" if target == "vocals" else "rest"
     estimates = {target: estimate, rest_name: (mixture - estimate).astype(np.float32)}
     return (estimates, mask) if return_mask else estimates
+
+
+def _at_model_rate(x: np.ndarray, rate: int, model_rate: int = spectral.RATE):
+    """``x`` resampled to ``model_rate``, and the same padded to whole hops (so that the
+    inverse STFT gives back every sample, the last partial hop too)."""
+    from tpsep import audio
+
+    low = audio.resample(x, rate, model_rate)
+    return low, np.pad(low, [(0, 0), (0, -low.shape[-1] % spectral.HOP)])
+
+
+def oracle_at_model_rate(track, target: str = "vocals") -> dict:
+    """The ideal ratio mask in the U-Net's own setting (8192 Hz, n_fft 1024, hop 768): the
+    ceiling of any model trained there. A separator for :mod:`tpsep.evaluation`; the rest is
+    mixture - target, as :func:`separate_track` returns it."""
+    from tpsep import audio, masks
+
+    mixture = np.asarray(track.mixture, dtype=np.float32)
+    _, padded_mixture = _at_model_rate(mixture, track.rate)
+    _, padded_target = _at_model_rate(track.stem(target), track.rate)
+    low = masks.separate_with_oracle(padded_mixture, {target: padded_target}, kind="irm",
+                                     n_fft=spectral.N_FFT, hop=spectral.HOP)[target]
+    estimate = _fit_length(audio.resample(low, spectral.RATE, track.rate), mixture.shape[-1]).astype(np.float32)
+    rest_name = "accompaniment" if target == "vocals" else "rest"
+    return {target: estimate, rest_name: mixture - estimate}
 
 
 def _fit_length(x: np.ndarray, length: int) -> np.ndarray:

@@ -86,15 +86,9 @@ class GlobalLayerNorm(nn.Module):
         return self.gamma * (x - mean) / torch.sqrt(var + self.eps) + self.beta
 
 
-class CumulativeLayerNorm(nn.Module):
+class CumulativeLayerNorm(GlobalLayerNorm):
     """cLN: at frame k, normalise with statistics of frames 0..k only (so it stays causal).
-    Input/output (batch, channels, frames)."""
-
-    def __init__(self, channels: int, eps: float = 1e-8):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
-        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
-        self.eps = eps
+    Input/output (batch, channels, frames). Same parameters as gLN; only the statistics differ."""
 
     def forward(self, x):
         channels, frames = x.shape[1], x.shape[2]
