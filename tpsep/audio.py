@@ -23,14 +23,32 @@ def load(path: str | Path, rate: int | None = None, channels: int | None = None)
 
     Returns:
         ``(audio (channels, samples) float32, rate)``.
+
+    A file shorter than its header promises (an interrupted copy or download) is
+    a ValueError naming the frames promised and found, not a shorter array.
     """
+    from .data.track import check_complete, truncation_error  # the file checks the data loaders use too
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected an audio file (wav, flac, ogg, ...)")
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        info = sf.info(str(path))
     except sf.LibsndfileError as error:
         raise ValueError(f"{path} is not an audio file soundfile can read ({error})") from None
+    # libsndfile reads a truncated WAV without a word, and reports the frames it found
+    # as the file's length: only the header still holds the number it promised
+    check_complete(path)
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except sf.LibsndfileError as error:  # a FLAC cut short fails here, past its intact header
+        raise ValueError(f"{path}: its header promises {info.frames} frames but reading them failed ({error}); "
+                         "the file is truncated or damaged") from None
+    # an MP3's frame count is an estimate; every other format states it exactly
+    if info.format != "MPEG" and data.shape[0] < info.frames:
+        raise truncation_error(path, info.frames, data.shape[0])
     audio = np.ascontiguousarray(data.T)
     if channels is not None:
         audio = set_channels(audio, channels)
@@ -70,14 +88,43 @@ def set_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot turn {audio.shape[0]} channels into {channels}")
 
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Resample ``(..., samples)`` from ``rate_in`` to ``rate_out`` Hz (high-quality soxr)."""
-    import librosa
+def to_mono(audio, owner: str = "tpsep", name: str = "audio") -> np.ndarray:
+    """``(samples,)`` float32 from ``(samples,)``, ``(channels, samples)`` (channels averaged) or a
+    torch tensor. Anything else, or NaN/Inf, is a ValueError that names ``owner`` and ``name``."""
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=0)
+    if audio.ndim != 1:
+        raise ValueError(f"{owner}: {name} must be (samples,) or (channels, samples), got shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{owner}: the {name} contains NaN or Inf")
+    return audio
 
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int, method: str = "soxr") -> np.ndarray:
+    """Resample ``(..., samples)`` from ``rate_in`` to ``rate_out`` Hz: tpsep's one resampler.
+
+    ``method``: "soxr" (high quality, librosa's soxr_hq; the default everywhere) or
+    "polyphase" (scipy's polyphase filter, which the speech renderer has always used:
+    changing it would change every rendered utterance).
+    """
+    for name, rate in (("rate_in", rate_in), ("rate_out", rate_out)):
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise ValueError(f"resample: {name} must be a positive integer in Hz, got {rate!r}")
     if rate_in == rate_out:
         return audio
-    return librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=rate_in, target_sr=rate_out,
-                            res_type="soxr_hq").astype(np.float32)
+    if method == "soxr":
+        import librosa
+        return librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=rate_in, target_sr=rate_out, res_type="soxr_hq").astype(np.float32)
+    if method == "polyphase":
+        from fractions import Fraction
+
+        from scipy import signal
+        ratio = Fraction(int(rate_out), int(rate_in))
+        return signal.resample_poly(np.asarray(audio), ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+    raise ValueError(f"resample: method must be 'soxr' or 'polyphase', got {method!r}")
 
 
 def player(audio, rate: int, normalize: bool = True):

@@ -19,9 +19,12 @@ def dataset_info(name: str, **options) -> dict:
     """Figures of one dataset: per split tracks and seconds, plus render time and disk size.
 
     ``name`` is "music", "speech" or a path; embedded datasets are rendered if not cached.
+    A dataset that cannot be read (a missing stem, a damaged file, a wrong path) raises
+    the loader's error, which names the file: it is never reported as "0 tracks".
     """
     from . import EMBEDDED, dataset_folder, load_dataset
     from .cache import read_manifest
+    from .real import SplitNotFound
 
     started = time.perf_counter()
     info = {"dataset": name, "splits": {}}
@@ -33,13 +36,16 @@ def dataset_info(name: str, **options) -> dict:
     for split in SPLIT_NAMES:
         try:
             tracks = load_dataset(name, split=split, **options)
-        except ValueError:  # a real dataset without this split
+        except SplitNotFound:  # a real dataset without this split: truly 0 tracks, nothing is wrong
             tracks = []
         info["splits"][split] = {"tracks": len(tracks), "seconds": round(sum(t.duration for t in tracks), 2),
                                  "rate": tracks[0].rate if tracks else None,
                                  "channels": tracks[0].channels if tracks else None,
                                  "sources": list(tracks[0].source_names) if tracks else []}
     info["tracks"] = sum(s["tracks"] for s in info["splits"].values())
+    if info["tracks"] == 0:
+        raise ValueError(f"{name}: no tracks in any split {list(SPLIT_NAMES)}; expected a folder of tracks "
+                         "(MUSDB18, MUSDB18-HQ, a folder of stems, LibriMix)")
     info["minutes"] = round(sum(s["seconds"] for s in info["splits"].values()) / 60, 2)
     info["seconds_to_load"] = round(time.perf_counter() - started, 2)
     return info
@@ -64,18 +70,67 @@ def key_line(infos: list) -> str:
     return "data | " + " | ".join(parts)
 
 
+def check_json_path(path) -> None:
+    """Refuse a ``--json`` path that cannot be written before any work, not after it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--json {path} is a folder; expected the path of a file to write")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--json {path}: folder {path.parent} does not exist; "
+                                "expected a file in an existing folder")
+
+
+def render_options(names: list, options: dict) -> dict:
+    """``{dataset: the options it takes}``, checked before anything is rendered.
+
+    ``--set n_chorales=10`` is a music option and ``--set noisy=true`` a speech one:
+    each embedded dataset gets the options it knows, a real dataset none. An option
+    that no dataset named takes is an error, not a silent no-op.
+    """
+    import inspect
+
+    from . import EMBEDDED, _split_options
+    from .chorales import music_params
+    from .speech import speech_params
+
+    accepted = {name: {"progress", "verify"} | set(inspect.signature(
+        music_params if EMBEDDED[name] == "chorales" else speech_params).parameters)
+        for name in names if name in EMBEDDED}
+    unused = [key for key in options if key != "progress" and not any(key in keys for keys in accepted.values())]
+    if unused:
+        known = sorted(set().union(*accepted.values()) - {"progress", "verify"})
+        raise ValueError(f"--rate/--set {unused}: no such option for {sorted(accepted) or names}; expected "
+                         + (f"one of {known}" if known else "an embedded dataset (music, speech) to apply it to"))
+    chosen = {}
+    for name in names:
+        chosen[name] = {k: v for k, v in options.items() if k in accepted.get(name, ())}
+        if name in accepted:
+            try:  # checks the values too (rate, counts) before a render starts
+                _split_options(name, chosen[name])
+            except TypeError as error:  # a value of the wrong type, e.g. --set rate=high
+                raise ValueError(f"tpsep data info {name}: {error}") from None
+    return chosen
+
+
 def run_data_info(args) -> int:
     options = {"progress": not args.quiet}
-    if args.rate:
+    if args.rate is not None:
         options["rate"] = args.rate
     for item in args.set or []:
         key, _, value = item.partition("=")
-        if not value:
-            raise SystemExit(f"tpsep data info: --set expects KEY=VALUE, got {item!r}")
-        options[key] = json.loads(value) if value[0] in "0123456789-tf[" else value
+        if not key or not value:
+            raise ValueError(f"tpsep data info: --set expects KEY=VALUE, got {item!r}")
+        try:  # numbers, true/false and lists are JSON; anything else is a plain word
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    names = args.datasets or ["music", "speech"]
+    if args.json:
+        check_json_path(args.json)
+    options_of = render_options(names, options)
     infos = []
-    for name in args.datasets or ["music", "speech"]:
-        info = dataset_info(name, **(options if name in ("music", "speech") else {}))
+    for name in names:
+        info = dataset_info(name, **options_of[name])
         print_info(info)
         infos.append(info)
     line = key_line(infos)

@@ -26,19 +26,31 @@ SPLIT_FOLDERS = {
 STEM_EXTENSIONS = AUDIO_EXTENSIONS + (".mp3",)
 
 
+class SplitNotFound(ValueError):
+    """A dataset that has no folder for the split asked for (a LibriMix without ``dev/``, ...).
+
+    Its own class so that ``tpsep data info`` can count such a split as 0 tracks
+    while every other ValueError (a damaged track, a missing stem) still stops it.
+    """
+
+
 def _check_root(root) -> Path:
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"dataset root not found: {root} (expected a folder of tracks, "
                                 "or the name 'music' or 'speech' for the embedded datasets)")
     if not root.is_dir():
-        raise ValueError(f"dataset root {root} is a file; expected a folder")
+        raise ValueError(f"dataset root {root} is a file; expected a folder of tracks "
+                         "(<root>/<track>/<stem>.wav, or a LibriMix or MUSDB18 folder)")
     return root
 
 
 def _check_split(split: str) -> None:
     if split not in SPLITS + ("all",):
-        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS) + ['all']}")
+        # "dev" or "tt" are folder names: say which split they hold
+        alias = next((s for s, names in SPLIT_FOLDERS.items() if split in names), None)
+        hint = f" ({split}/ is the folder of split {alias!r})" if alias else ""
+        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS) + ['all']}{hint}")
 
 
 def musdb_validation_tracks() -> set:
@@ -62,13 +74,86 @@ def musdb_validation_tracks() -> set:
 # ---------------------------------------------------------------------------
 # folder of stems (also MUSDB18-HQ)
 
+def _audio_files(folder: Path) -> list:
+    """The audio files directly in ``folder`` (hidden files, such as macOS's ``._x.wav``, left out)."""
+    return [p for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix.lower() in STEM_EXTENSIONS and not p.name.startswith(".")]
+
+
 def _stem_files(folder: Path) -> dict:
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in STEM_EXTENSIONS and not p.name.startswith(".")}
+    """``{stem name: path}`` of a track folder; two files for one stem is an error, not a coin toss."""
+    stems = {}
+    for path in _audio_files(folder):
+        if path.stem in stems:
+            raise ValueError(f"track folder {folder} holds two files for stem {path.stem!r} "
+                             f"({stems[path.stem].name}, {path.name}); expected one file per stem")
+        stems[path.stem] = path
+    return stems
 
 
 def _track_folders(folder: Path) -> list:
     return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def _source_names(stem_names) -> tuple:
+    """The sources of a dataset: every stem found in any track (the mixture aside).
+
+    The union, not the first track's set: a track that lacks a stem the others
+    have is then reported, instead of that stem silently vanishing from every
+    track. MUSDB's four come first in MUSDB's order, the others after, sorted.
+    """
+    found = set().union(*stem_names) - {"mixture"}
+    if all(s in found for s in MUSDB_SOURCES):
+        return MUSDB_SOURCES + tuple(sorted(found - set(MUSDB_SOURCES)))
+    return tuple(sorted(found))
+
+
+def _split_folders_of(root: Path) -> dict:
+    """``{split: [folders]}``: the split sub-folders of ``root`` under any of their usual names."""
+    return {s: [root / f for f in SPLIT_FOLDERS[s] if (root / f).is_dir()] for s in SPLITS}
+
+
+def _no_track_folders(root: Path, split_dirs: dict) -> ValueError:
+    """The error for a dataset without a single track folder, with a hint at what is there instead."""
+    split_folders = [d for dirs in split_dirs.values() for d in dirs]
+    loose = [p for folder in [root] + split_folders for p in _audio_files(folder)]
+    found = [f"its split folders {', '.join(d.name + '/' for d in split_folders)} hold none"] if split_folders else []
+    if loose:
+        found.append(f"found {len(loose)} audio files lying loose: put each track's stems in a folder of its own")
+    found = "; ".join(found) or "it holds no sub-folder"
+    return ValueError(f"{root} holds no track folders ({found}); expected <root>/<track>/<stem>.wav "
+                      "(or <root>/train/<track>/..., <root>/test/<track>/...)")
+
+
+def _dataset_track_folders(root: Path, seed: int) -> list:
+    """``[(split, track folder)]`` for every track of the dataset at ``root``, whatever split is asked for.
+
+    With split sub-folders, a track's split is its folder's (MUSDB18-HQ has no
+    ``valid/``: musdb's 14 validation tracks are taken out of ``train/``).
+    Without, the flat folder is split 80/10/10 by a permutation seeded with ``seed``.
+    """
+    split_dirs = _split_folders_of(root)
+    if not any(split_dirs.values()):
+        folders = _track_folders(root)
+        if not folders:
+            raise _no_track_folders(root, split_dirs)
+        names = [p.name for p in folders]
+        split_of = {name: s for s in SPLITS for name in _seeded_split(names, s, seed)}
+        return [(split_of[p.name], p) for p in folders]
+    every = [(s, p) for s in SPLITS for d in split_dirs[s] for p in _track_folders(d)]
+    if not every:
+        raise _no_track_folders(root, split_dirs)
+    validation = musdb_validation_tracks()
+    if not split_dirs["valid"] and any(s == "train" and p.name in validation for s, p in every):
+        every = [("valid" if s == "train" and p.name in validation else s, p) for s, p in every]
+    # a track folder beside train/ and test/ would belong to no split, and be silently left out
+    known = {d for dirs in split_dirs.values() for d in dirs}
+    for folder in _track_folders(root):
+        if folder not in known and _audio_files(folder):
+            raise ValueError(f"{folder} is a track folder outside the split folders "
+                             f"{', '.join(d.name + '/' for d in sorted(known))} of {root}; expected every track "
+                             "under one of them (move it there, or out of the dataset)")
+    return every
 
 
 def _seeded_split(names: list, split: str, seed: int) -> list:
@@ -90,49 +175,39 @@ def load_stem_folder(root, split: str = "train", sources=None, allow_silent: boo
     ``split="all"`` returns every track.
 
     Args:
-        sources: the source names to expect (default: MUSDB's four if present,
-            else every stem found); a track missing one is an error.
+        sources: the source names to expect (default: every stem found in any track
+            of the dataset, MUSDB's four first); a track missing one is an error.
     """
     root = _check_root(root)
     _check_split(split)
-    split_dirs = {s: [root / f for f in SPLIT_FOLDERS[s] if (root / f).is_dir()] for s in SPLITS}
-    has_splits = any(split_dirs.values())
-    validation = musdb_validation_tracks()
-    if has_splits:
-        wanted = SPLITS if split == "all" else (split,)
-        folders = []
-        for s in wanted:
-            for d in split_dirs[s]:
-                folders += [(s, p) for p in _track_folders(d)]
-        # MUSDB18-HQ has no valid/ folder: musdb takes 14 named tracks out of train/
-        musdb_like = not split_dirs["valid"] and any(p.name in validation for p in _track_folders(split_dirs["train"][0])) \
-            if split_dirs["train"] else False
-        if musdb_like and split in ("train", "valid"):
-            folders = [("train" if p.name not in validation else "valid", p)
-                       for p in _track_folders(split_dirs["train"][0])]
-            folders = [(s, p) for s, p in folders if s == split]
-    else:
-        folders = _track_folders(root)
-        if not folders:
-            raise ValueError(f"{root} holds no track folders; expected <root>/<track>/<stem>.wav "
-                             "(or <root>/train/<track>/..., <root>/test/<track>/...)")
-        names = [p.name for p in folders]
-        keep = set(names) if split == "all" else set(_seeded_split(names, split, seed))
-        folders = [(split, p) for p in folders if p.name in keep]
+    every_track = _dataset_track_folders(root, seed)
+    # listing every track folder (not just this split's) costs a directory read each, and makes
+    # every split agree on the sources
+    stems_of = {folder: _stem_files(folder) for _, folder in every_track}
+    if sources is None:
+        sources = _source_names(stems_of.values())
+    elif isinstance(sources, str):  # sources="vocals" means one source, not six letters
+        sources = (sources,)
+    sources = tuple(sources)
 
     tracks = []
-    for track_split, folder in folders:
-        stems = _stem_files(folder)
+    for track_split, folder in every_track:
+        if split != "all" and track_split != split:
+            continue
+        stems = dict(stems_of[folder])
         if not stems:
             raise ValueError(f"track folder {folder} holds no audio stems; expected files like "
-                             f"mixture.wav, {', '.join(s + '.wav' for s in MUSDB_SOURCES)}")
+                             f"mixture.wav, {', '.join(s + '.wav' for s in sources)}")
         mixture = stems.pop("mixture", None)
-        if sources is None:
-            sources = MUSDB_SOURCES if all(s in stems for s in MUSDB_SOURCES) else tuple(sorted(stems))
         missing = [s for s in sources if s not in stems]
         if missing:
-            raise ValueError(f"track folder {folder} is missing stem(s) {missing}; expected "
-                             f"{[s + '.wav' for s in sources]} (found {sorted(stems) + (['mixture'] if mixture else [])})")
+            # a stem in a format tpsep does not read (vocals.m4a) is worth naming
+            unread = [p.name for p in sorted(folder.iterdir()) if p.stem in missing and p.is_file()]
+            raise ValueError(
+                f"track folder {folder} is missing stem(s) {missing}; expected {[s + '.wav' for s in sources]} "
+                f"like every track of {root} (found {sorted(stems) + (['mixture'] if mixture else [])})"
+                + (f"; {', '.join(unread)}: not a format tpsep reads (expected {', '.join(STEM_EXTENSIONS)})"
+                   if unread else ""))
         meta = {"split": track_split, "origin": kind, "path": str(folder)}
         tracks.append(files_track(folder.name, mixture, {s: stems[s] for s in sources}, meta,
                                   allow_silent=allow_silent))
@@ -169,7 +244,7 @@ def load_musdb(root, split: str = "train", allow_silent: bool = True) -> list:
         for mtrack in db.tracks:
             tracks.append(_musdb_track(mtrack, split if split != "all" else subset, root, allow_silent))
     if not tracks:
-        raise ValueError(f"no MUSDB18 tracks for split {split!r} under {root}; expected "
+        raise SplitNotFound(f"no MUSDB18 tracks for split {split!r} under {root}; expected "
                          f"{root}/train/*.stem.mp4 and {root}/test/*.stem.mp4")
     return tracks
 
@@ -251,7 +326,7 @@ def load_librimix(root, split: str = "train", noisy: bool = False, rate: int | N
     if not folders and (root / "s1").is_dir():
         folders = [(split, root)]
     if not folders:
-        raise ValueError(f"no LibriMix/wsj0-2mix folder for split {split!r} under {root}; expected "
+        raise SplitNotFound(f"no LibriMix/wsj0-2mix folder for split {split!r} under {root}; expected "
                          f"{root}/wav8k/min/{SPLIT_FOLDERS[split][0]}/{{mix_clean,s1,s2}}/*.wav "
                          f"or {root}/{SPLIT_FOLDERS[split][0]}/{{mix_clean,s1,s2}}/")
     tracks = []
@@ -263,19 +338,27 @@ def load_librimix(root, split: str = "train", noisy: bool = False, rate: int | N
             if not (folder / name).is_dir():
                 raise ValueError(f"{folder} has no {name}/ folder; expected {list(source_names)} "
                                  f"{'(noisy=True needs noise/ and mix_both/)' if noisy else ''}")
-        for path in sorted(p for p in (folder / "s1").iterdir() if p.suffix.lower() in STEM_EXTENSIONS):
-            paths = {}
-            for name in source_names:
-                candidate = folder / name / path.name
-                if not candidate.is_file():
-                    raise ValueError(f"{candidate} is missing; expected one file per mixture in each of "
-                                     f"{list(source_names)}")
-                paths[name] = candidate
-            mixture = mix_dir / path.name if mix_dir is not None else None
-            if mixture is not None and not mixture.is_file():
-                raise ValueError(f"{mixture} is missing; expected the mixture of {path.name}")
+        # one file per mixture in every folder: the names are the union over the folders, so a
+        # file that only s2/ (or only the mixture folder) holds is reported, not dropped
+        folders_of = {name: folder / name for name in source_names}
+        if mix_dir is not None:
+            folders_of["mixture"] = mix_dir
+        files_in = {key: {p.name for p in _audio_files(d)} for key, d in folders_of.items()}
+        names = sorted(set().union(*files_in.values()))
+        if not names:
+            raise ValueError(f"{folder / source_names[0]} holds no audio files; expected one file per "
+                             f"mixture in each of {[d.name + '/' for d in folders_of.values()]}")
+        for name in names:
+            for key, files in files_in.items():
+                if name not in files:
+                    holder = next(k for k, f in files_in.items() if name in f)
+                    raise ValueError(f"{folders_of[key] / name} is missing; expected one file per mixture in "
+                                     f"each of {[d.name + '/' for d in folders_of.values()]} "
+                                     f"({folders_of[holder].name}/{name} has no counterpart)")
             meta = {"split": track_split, "origin": "librimix", "path": str(folder)}
-            tracks.append(files_track(path.stem, mixture, paths, meta, allow_silent=allow_silent))
+            mixture = folders_of["mixture"] / name if mix_dir is not None else None
+            tracks.append(files_track(Path(name).stem, mixture, {k: folder / k / name for k in source_names},
+                                      meta, allow_silent=allow_silent))
     return tracks
 
 

@@ -8,6 +8,8 @@ lazily: building the list only reads file headers.
 
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -104,24 +106,111 @@ class Track:
 # ---------------------------------------------------------------------------
 # reading audio files with clear errors
 
+# WAV format tags whose data is whole frames of block_align bytes each (PCM, float,
+# A-law, mu-law, and WAVE_FORMAT_EXTENSIBLE around them); for compressed tags
+# (ADPCM, GSM, ...) the frame count cannot be read off the byte count.
+_FRAME_ALIGNED_WAV_TAGS = (1, 3, 6, 7, 0xFFFE)
+# A streaming writer (ffmpeg to a pipe, a live recorder) cannot go back to fill in
+# the data size, and leaves one of these instead: "unknown", not a promise.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def promised_frames(path) -> tuple | None:
+    """``(frames the header promises, frames the file holds)`` for a WAV or AIFF file, else None.
+
+    libsndfile quietly reads what is there when a file is shorter than its header
+    says (an interrupted copy or download), so ``soundfile.info`` reports the
+    frames found, never the frames promised: the only place the promise is
+    written is the header itself, which this reads (RIFF/RIFX/RF64 WAV, AIFF).
+    Returns None when the header holds no usable promise (another format, a
+    compressed encoding, a size left unknown by a streaming writer).
+    """
+    with open(path, "rb") as file:
+        head = file.read(12)
+        if len(head) < 12:
+            return None
+        kind, form = head[:4], head[8:12]
+        if kind in (b"RIFF", b"RF64", b"RIFX") and form == b"WAVE":
+            order = ">" if kind == b"RIFX" else "<"
+        elif kind == b"FORM" and form == b"AIFF":
+            order = ">"
+        else:
+            return None
+        file_size = os.fstat(file.fileno()).st_size
+        fields = {}  # what the format chunk says, read on the way to the data
+        while True:
+            chunk = file.read(8)
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+            body = file.tell()
+            if name == b"ds64" and len(data := file.read(16)) == 16:  # RF64 keeps 64-bit sizes here
+                fields["data_size"] = struct.unpack("<Q", data[8:16])[0]
+            elif name == b"fmt " and len(data := file.read(16)) == 16:
+                tag, _, _, _, block_align, _ = struct.unpack(order + "HHIIHH", data)
+                fields.update(tag=tag, block_align=block_align)
+            elif name == b"COMM" and len(data := file.read(8)) == 8:
+                channels, frames, bits = struct.unpack(">hIh", data)
+                fields.update(frames=frames, frame_bytes=channels * ((bits + 7) // 8))
+            elif name == b"data":
+                if kind == b"RF64" and size == 0xFFFFFFFF:
+                    size = fields.get("data_size", size)
+                if fields.get("tag") not in _FRAME_ALIGNED_WAV_TAGS or not fields.get("block_align") \
+                        or size in _UNKNOWN_SIZES:
+                    return None
+                align = fields["block_align"]
+                return size // align, min(size, file_size - body) // align
+            elif name == b"SSND":
+                if not fields.get("frame_bytes") or "frames" not in fields:
+                    return None  # COMM after SSND is legal but rare: no promise to check
+                offset = struct.unpack(">I", file.read(4))[0] if file_size - body >= 4 else 0
+                available = max(file_size - body - 8 - offset, 0)
+                return fields["frames"], min(fields["frames"], available // fields["frame_bytes"])
+            file.seek(body + size + (size & 1))  # chunks are padded to an even size
+
+
+def truncation_error(path, promised: int, found: int) -> ValueError:
+    return ValueError(f"{path} is truncated: its header promises {promised} frames but the file holds only "
+                      f"{found}; expected a complete file (an interrupted copy or download? copy it again)")
+
+
+def check_complete(path) -> None:
+    """Raise a ValueError naming ``path`` when a WAV/AIFF holds fewer frames than its header promises."""
+    frames = promised_frames(path)
+    if frames is not None and frames[1] < frames[0]:
+        raise truncation_error(path, *frames)
+
+
 def audio_info(path: Path):
-    """``soundfile.info`` with an error that names the file when it is not audio."""
+    """``soundfile.info`` with an error that names the file when it is not audio, or is truncated."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
-        return sf.info(str(path))
+        info = sf.info(str(path))
     except Exception as error:  # soundfile raises LibsndfileError / RuntimeError
         raise ValueError(f"{path} is not a readable audio file (expected WAV/FLAC/OGG): {error}") from None
+    check_complete(path)
+    return info
 
 
-def read_audio(path: Path, start: int = 0, frames: int | None = None) -> np.ndarray:
-    """Read ``frames`` samples from ``start``: float32 ``(channels, samples)``."""
+def read_audio(path: Path, start: int = 0, frames: int | None = None, total: int | None = None) -> np.ndarray:
+    """Read ``frames`` samples from ``start``: float32 ``(channels, samples)``.
+
+    ``total`` is the file's length as listed (from its header): a read that
+    returns less than the header promised is an error, not a shorter array.
+    """
     try:
         data, _ = sf.read(str(path), start=start, frames=-1 if frames is None else frames,
                           dtype="float32", always_2d=True)
     except Exception as error:
-        raise ValueError(f"could not read audio from {path}: {error}") from None
+        promise = f" (its header promises {total} frames)" if total is not None else ""
+        raise ValueError(f"could not read audio from {path}{promise}: {error}; "
+                         "the file is truncated or damaged") from None
+    if total is not None:
+        expected = total - start if frames is None else min(frames, total - start)
+        if data.shape[0] < expected:
+            raise truncation_error(path, total, start + data.shape[0])
     return np.ascontiguousarray(data.T)
 
 
@@ -154,31 +243,34 @@ def files_track(name: str, mixture_path: Path | None, source_paths: dict, meta: 
                     f"track {name!r}: {paths[key]} has {what} {a} but {paths[first_key]} has {b}; "
                     "expected every stem of a track to share sample rate, channels and length")
     if ref.frames == 0:
-        raise ValueError(f"track {name!r}: {paths[first_key]} holds no samples")
+        raise ValueError(f"track {name!r}: {paths[first_key]} holds no samples (0 frames); "
+                         "expected every stem of a track to hold its audio")
     names = tuple(source_paths)
     meta = dict(meta or {})
     meta.setdefault("files", {k: str(p) for k, p in paths.items()})
     return Track(name=name, rate=int(ref.samplerate), source_names=names, frames=int(ref.frames),
                  channels=int(ref.channels), meta=meta,
-                 loader=FilesLoader(mixture_path, {k: source_paths[k] for k in names}, allow_silent))
+                 loader=FilesLoader(mixture_path, {k: source_paths[k] for k in names}, allow_silent,
+                                    frames=int(ref.frames)))
 
 
 class FilesLoader:
     """Reads a track from one file per source (a class, not a closure, so that DataLoader
     workers started with "spawn", as on macOS and Windows, can pickle the tracks)."""
 
-    def __init__(self, mixture_path, source_paths: dict, allow_silent: bool = False):
+    def __init__(self, mixture_path, source_paths: dict, allow_silent: bool = False, frames: int | None = None):
         self.mixture_path, self.source_paths, self.allow_silent = mixture_path, dict(source_paths), allow_silent
+        self.frames = frames  # the length every file promised when the track was listed
 
     def __call__(self, start: int, frames: int | None):
         sources = {}
         for key, path in self.source_paths.items():
-            audio = read_audio(path, start, frames)
+            audio = read_audio(path, start, frames, total=self.frames)
             if not self.allow_silent and start == 0 and frames is None:
                 check_silent(path, audio)
             sources[key] = audio
         if self.mixture_path is not None:
-            mixture = read_audio(self.mixture_path, start, frames)
+            mixture = read_audio(self.mixture_path, start, frames, total=self.frames)
         else:
             mixture = np.sum(list(sources.values()), axis=0, dtype=np.float32)
         return mixture, sources
