@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tpsep.audio import player, to_mono
+
 
 class Panel:
     """Base of the panels: shows ``self.widget`` and a short, stable text form."""
@@ -27,14 +29,51 @@ class Panel:
         return type(self).__name__
 
 
-def _show_in(output, display_object) -> None:
-    """Make ``output`` show only ``display_object``, without printing anything.
+def _display_data(display_object) -> dict:
+    """``display_object`` as one notebook output: the mime bundle IPython would display.
 
-    ``append_display_data`` fills the Output widget directly, also outside a
-    running kernel (tests), where ``with output: display(...)`` would print.
+    The running shell's formatter (the same one ``display()`` uses) turns, say, an
+    ``Image`` into ``{"image/jpeg": ..., "text/plain": ...}``; outside a kernel
+    (tests) a plain shell is created, and nothing is printed either way.
     """
-    output.outputs = ()
-    output.append_display_data(display_object)
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = InteractiveShell.instance().display_formatter.format(display_object)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
+
+
+def _show_in(output, display_object) -> None:
+    """Make ``output`` show only ``display_object``, in one step.
+
+    Each assignment to ``output.outputs`` is one message to the browser. Clearing
+    first and appending afterwards would be two, and the browser can paint the empty
+    output in between: the plot blinks and everything below it jumps up and back.
+    Replacing the whole tuple at once leaves no empty frame.
+    """
+    output.outputs = (_display_data(display_object),)
+
+
+def _wrapping_row(children):
+    """A row of controls that wraps onto more lines when the notebook is narrow.
+
+    A plain ``HBox`` squeezes its children instead: at a 1024-px browser window with
+    the file browser open, the sliders were squeezed down to their handles.
+    """
+    import ipywidgets as w
+
+    return w.HBox(children, layout=w.Layout(flex_flow="row wrap", align_items="center"))
+
+
+def _slider_layout():
+    """Width of every slider: the track stays long enough to drag (``min_width``),
+    and a row too narrow for two sliders wraps rather than shrinking them."""
+    import ipywidgets as w
+
+    return w.Layout(width="420px", min_width="320px")
+
+
+# The sliders' labels get one fixed width, so that wrapped sliders line up.
+_SLIDER_STYLE = {"description_width": "150px"}
 
 
 def _figure_image(figure):
@@ -50,20 +89,6 @@ def _figure_image(figure):
     return Image(data=buffer.getvalue(), format="jpeg")
 
 
-def _mono(audio, owner: str, name: str = "audio") -> np.ndarray:
-    """``(samples,)`` float32 from ``(samples,)``, ``(channels, samples)`` or a tensor; refuses NaN/Inf."""
-    if hasattr(audio, "detach"):
-        audio = audio.detach().cpu().numpy()
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2:
-        audio = audio.mean(axis=0)
-    if audio.ndim != 1:
-        raise ValueError(f"{owner}: {name} must be (samples,) or (channels, samples), got {audio.shape}")
-    if not np.isfinite(audio).all():
-        raise ValueError(f"{owner}: the {name} contains NaN or Inf")
-    return audio
-
-
 class SpectrogramExplorer(Panel):
     """Explore the STFT of a signal: n_fft, hop, window, dB range and frequency scale.
 
@@ -75,7 +100,9 @@ class SpectrogramExplorer(Panel):
     Attributes after each :meth:`update`:
         spectrogram_db: the dB image drawn, ``(freq, frames)``.
         resolution: dict with ``n_fft``, ``hop``, ``bins``, ``frames``,
-            ``frequency_step_hz`` and ``time_step_ms``.
+            ``frequency_step_hz`` (the STFT's bin spacing) and ``time_step_ms``; in mel
+            mode also ``mel_centres_hz``, the centre frequency of each mel band (row).
+        info: an HTML line that says what the rows and columns of the image are.
     """
 
     N_FFTS = (128, 256, 512, 1024, 2048, 4096)
@@ -86,18 +113,23 @@ class SpectrogramExplorer(Panel):
                  window: str = "hann", db_range: int = 80, scale: str = "linear"):
         import ipywidgets as w
 
-        audio = _mono(audio, "SpectrogramExplorer")
+        audio = to_mono(audio, "SpectrogramExplorer")
         if len(audio) < max(self.N_FFTS):
             raise ValueError(f"SpectrogramExplorer needs at least {max(self.N_FFTS)} samples, got {len(audio)}")
         self.audio, self.rate, self.title = audio, rate, title
-        style = {"description_width": "initial"}
-        self.n_fft = w.Dropdown(options=self.N_FFTS, value=n_fft, description="n_fft", style=style)
+        style = {"description_width": "initial"}  # the label as wide as its text
+        # The default dropdown is 300 px wide: three in a row would not fit a narrow notebook.
+        dropdown_layout = w.Layout(width="190px", min_width="160px")
+        self.n_fft = w.Dropdown(options=self.N_FFTS, value=n_fft, description="n_fft", style=style,
+                                layout=dropdown_layout)
         self.hop_fraction = w.Dropdown(options=[("n_fft/2", 0.5), ("n_fft/4", 0.25), ("n_fft/8", 0.125),
                                                 ("3·n_fft/4", 0.75)],
-                                       value=hop_fraction, description="hop", style=style)
-        self.window = w.Dropdown(options=self.WINDOWS, value=window, description="window", style=style)
+                                       value=hop_fraction, description="hop", style=style,
+                                       layout=dropdown_layout)
+        self.window = w.Dropdown(options=self.WINDOWS, value=window, description="window", style=style,
+                                 layout=dropdown_layout)
         self.db_range = w.IntSlider(value=db_range, min=20, max=120, step=10, description="dB range",
-                                    style=style, continuous_update=False)
+                                    style=_SLIDER_STYLE, layout=_slider_layout(), continuous_update=False)
         self.scale = w.ToggleButtons(options=self.SCALES, value=scale, description="frequency axis",
                                      style=style)
         self.info = w.HTML()
@@ -106,9 +138,8 @@ class SpectrogramExplorer(Panel):
         controls = [self.n_fft, self.hop_fraction, self.window, self.db_range, self.scale]
         for control in controls:
             control.observe(lambda change: self.update(), names="value")
-        self.widget = w.VBox([w.HBox(controls[:3]), w.HBox(controls[3:]), self.info, self.plot, self.sound])
-        from tpsep.audio import player
-
+        self.widget = w.VBox([_wrapping_row(controls[:3]), _wrapping_row(controls[3:]), self.info, self.plot,
+                              self.sound])
         _show_in(self.sound, player(audio, rate))
         self.update()
 
@@ -121,20 +152,25 @@ class SpectrogramExplorer(Panel):
         n_fft = self.n_fft.value
         hop = max(1, int(n_fft * self.hop_fraction.value))
         power = magnitude(stft(self.audio, n_fft=n_fft, hop=hop, window=self.window.value)).numpy()
+        self.resolution = {"n_fft": n_fft, "hop": hop, "frequency_step_hz": self.rate / n_fft,
+                           "time_step_ms": 1000 * hop / self.rate}
         if self.scale.value == "mel":
-            mel = librosa.filters.mel(sr=self.rate, n_fft=n_fft, n_mels=min(128, n_fft // 4))
+            n_mels, lowest, highest = min(128, n_fft // 4), 0.0, self.rate / 2
+            mel = librosa.filters.mel(sr=self.rate, n_fft=n_fft, n_mels=n_mels, fmin=lowest, fmax=highest)
             power = np.sqrt(mel @ power**2)
-        self.resolution = {"n_fft": n_fft, "hop": hop, "bins": power.shape[0], "frames": power.shape[1],
-                           "frequency_step_hz": self.rate / n_fft, "time_step_ms": 1000 * hop / self.rate}
+            # librosa spaces n_mels + 2 points evenly in mel between fmin and fmax: each band's
+            # triangle rises from one point, peaks at the next, falls to the one after.
+            band_edges = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=lowest, fmax=highest)
+            self.resolution["mel_centres_hz"] = band_edges[1:-1]
+        self.resolution.update(bins=power.shape[0], frames=power.shape[1])
         return to_db(power, top_db=self.db_range.value).numpy()
 
     def update(self) -> None:
         import matplotlib.pyplot as plt
 
         self.spectrogram_db = self.compute()
+        self.info.value = self.describe_axes()
         r = self.resolution
-        self.info.value = (f"{r['bins']} bins × {r['frames']} frames · frequency step "
-                           f"{r['frequency_step_hz']:.1f} Hz · time step {r['time_step_ms']:.1f} ms")
         figure, ax = plt.subplots(figsize=(9, 3.2))
         duration = len(self.audio) / self.rate
         nyquist = self.rate / 2
@@ -150,6 +186,20 @@ class SpectrogramExplorer(Panel):
         figure.colorbar(image, ax=ax, label="dB")
         figure.tight_layout()
         _show_in(self.plot, _figure_image(figure))
+
+    def describe_axes(self) -> str:
+        """The info line: what a row and a column of the image stand for."""
+        r = self.resolution
+        time_step = f"time step {r['time_step_ms']:.1f} ms"
+        if "mel_centres_hz" not in r:
+            # STFT rows: one bin every rate / n_fft Hz, the same step from 0 Hz up to Nyquist.
+            return (f"{r['bins']} bins × {r['frames']} frames · frequency step "
+                    f"{r['frequency_step_hz']:.1f} Hz · {time_step}")
+        # Mel rows have no single step: the bands widen with frequency.
+        spacing = np.diff(r["mel_centres_hz"])
+        return (f"{r['bins']} mel bands × {r['frames']} frames · bands from 0 to {self.rate / 2:.0f} Hz, "
+                f"spaced evenly in mel: about {spacing[0]:.0f} Hz apart at the bottom, "
+                f"{spacing[-1]:.0f} Hz at the top · {time_step}")
 
     def describe(self) -> str:
         r = self.resolution
@@ -185,8 +235,8 @@ class MaskExplorer(Panel):
                  title: str = ""):
         import ipywidgets as w
 
-        self.mixture = _mono(mixture, "MaskExplorer", "mixture")
-        self.target = _mono(target, "MaskExplorer", "target")
+        self.mixture = to_mono(mixture, "MaskExplorer", "mixture")
+        self.target = to_mono(target, "MaskExplorer", "target")
         if self.mixture.shape != self.target.shape:
             raise ValueError(f"MaskExplorer: mixture {self.mixture.shape} and target {self.target.shape} "
                              "must have the same length")
@@ -203,19 +253,20 @@ class MaskExplorer(Panel):
         style = {"description_width": "initial"}
         self.kind = w.ToggleButtons(options=self.KINDS, value=kind, description="mask", style=style)
         self.power = w.FloatSlider(value=1.0, min=0.25, max=4.0, step=0.25, description="IRM exponent p",
-                                   style=style, continuous_update=False)
+                                   style=_SLIDER_STYLE, layout=_slider_layout(), continuous_update=False)
         self.threshold_db = w.FloatSlider(value=0.0, min=-20.0, max=20.0, step=1.0,
-                                          description="IBM threshold (dB)", style=style,
-                                          continuous_update=False)
+                                          description="IBM threshold (dB)", style=_SLIDER_STYLE,
+                                          layout=_slider_layout(), continuous_update=False)
         self.context_frames = w.IntSlider(value=5, min=1, max=31, step=2, description="Wiener PSD frames",
-                                          style=style, continuous_update=False)
+                                          style=_SLIDER_STYLE, layout=_slider_layout(),
+                                          continuous_update=False)
         self.info = w.HTML()
         self.plot = w.Output()
         self.sound = w.Output()
         controls = [self.kind, self.power, self.threshold_db, self.context_frames]
         for control in controls:
             control.observe(lambda change: self.update(), names="value")
-        self.widget = w.VBox([self.kind, w.HBox(controls[1:]), self.info, self.plot, self.sound])
+        self.widget = w.VBox([self.kind, _wrapping_row(controls[1:]), self.info, self.plot, self.sound])
         self.update()
 
     def compute(self) -> None:
@@ -238,7 +289,6 @@ class MaskExplorer(Panel):
     def update(self) -> None:
         import matplotlib.pyplot as plt
 
-        from tpsep.audio import player
         from tpsep.spectral import to_db
 
         kind = self.kind.value
