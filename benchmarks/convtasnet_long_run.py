@@ -43,7 +43,11 @@ from tpsep import data, masks
 from tpsep.data import speech
 from tpsep.evaluation import evaluate
 from tpsep.models import convtasnet
-from tpsep.train import History, TrainConfig, fit, load_checkpoint, load_model, parse_options
+from tpsep.checkpoints import load_checkpoint, load_separator
+from tpsep.cli import parse_options
+from tpsep.recipes import DataSettings, pit_recipe
+from tpsep.separate import track_separator
+from tpsep.train import History, TrainConfig, fit
 
 
 # "M" or "F" for each espeak voice (its variant is +mN or +fN)
@@ -75,6 +79,9 @@ def si_sdri_tables(separators: dict, tracks, sources) -> tuple[pd.DataFrame, pd.
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=18.0, help="training wall-clock budget")
+    parser.add_argument("--max-steps", type=int, default=None, help="a step budget instead (same on any machine)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--precision", default="fp32", help="fp32 (as on the CPU) | bf16 | auto")
     parser.add_argument("--dataset", default="speech")
     parser.add_argument("--seconds", type=float, default=1.0, help="chunk length")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -98,28 +105,30 @@ def main(argv=None) -> dict:
     test_tracks = data.load_dataset(args.dataset, split="test")
     sources = list(train_tracks[0].source_names)
     if args.evaluate:
-        model, checkpoint = load_model(args.evaluate)
+        model = load_separator(args.evaluate)
         config = model.config
-        history = History(**checkpoint["history"])
+        history = History.from_state_dict(load_checkpoint(args.evaluate)["state"]["history"])
         train_minutes = history.minutes
-        print(f"evaluating {args.evaluate}: {dataclasses.asdict(config)}, step {checkpoint['step']}")
+        print(f"evaluating {args.evaluate}: {dataclasses.asdict(config)}, step {history.steps}")
     else:
         config = dataclasses.replace(convtasnet.COURSE, C=len(sources), **parse_options(args.option))
         model = convtasnet.ConvTasNet(config)
         print("config:", dataclasses.asdict(config))
-        train_set = data.ChunkDataset(train_tracks, seconds=args.seconds, remix=args.remix)
-        train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                                                   drop_last=True)
+        recipe = pit_recipe(model, DataSettings(dataset=args.dataset, batch_size=args.batch_size,
+                                                seconds=args.seconds, remix=args.remix))
         valid_loader = torch.utils.data.DataLoader(data.ChunkDataset(valid_tracks, seconds=args.seconds,
                                                                      chunks_per_epoch=64), batch_size=8)
         start = time.perf_counter()
-        history = fit(model, convtasnet.pit_loss_fn, train_loader, valid_loader,
-                      TrainConfig(minutes=args.minutes, lr=args.lr, grad_clip=5.0, schedule="plateau",
-                                  plateau_patience=2, out_dir=args.out, progress=False, log_every=50),
+        history = fit(model, recipe.loss_fn, recipe.train_loader, valid_loader,
+                      TrainConfig(minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps,
+                                  lr=args.lr, grad_clip=5.0, schedule="plateau", device=args.device,
+                                  precision=args.precision, plateau_patience=2, out_dir=args.out,
+                                  progress=False, log_every=50),
                       extra={"model_name": "convtasnet", "model_config": dataclasses.asdict(config)})
         train_minutes = (time.perf_counter() - start) / 60
         if args.out and history.valid_loss:  # evaluate the best validation checkpoint
             load_checkpoint(f"{args.out}/best.pt", model)
+        model = model.cpu()
     print("receptive field:", convtasnet.receptive_field(config, train_tracks[0].rate))
     print(f"trained {history.steps} steps in {train_minutes:.1f} min; validation SI-SNR per epoch:",
           [round(-v, 2) for v in history.valid_loss])
@@ -128,7 +137,7 @@ def main(argv=None) -> dict:
     separators = {
         "mixture (input)": masks.oracle_separator("mix", n_fft=256, hop=64),
         "IRM oracle (STFT 32 ms)": masks.oracle_separator("irm", n_fft=256, hop=64),
-        "Conv-TasNet": convtasnet.separator_from_model(model),
+        "Conv-TasNet": track_separator(model),
     }
     table, by_kind = si_sdri_tables(separators, test_tracks, sources)
     print(table.to_string())

@@ -18,15 +18,23 @@ import time
 
 import torch
 
+from dataclasses import asdict, replace
+
+import tpsep
 from tpsep import data, evaluation, masks, metrics, separate
-from tpsep.models.unet import training_recipe
-from tpsep.train import TrainConfig, fit, load_model
+from tpsep.checkpoints import load_separator
+from tpsep.models.unet import COURSE, UNetSeparator
+from tpsep.recipes import DataSettings, unet_recipe
+from tpsep.train import TrainConfig, fit
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="music")
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--max-steps", type=int, default=None, help="a step budget instead (same on any machine)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--precision", default="fp32", help="fp32 (as on the CPU) | bf16 | auto")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patches-per-epoch", type=int, default=800)
@@ -37,21 +45,25 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    recipe_args = argparse.Namespace(dataset=args.dataset, batch_size=args.batch_size, seed=0, num_workers=0,
-                                     options={"patches_per_epoch": args.patches_per_epoch})
-    model, loss_fn, train_loader, valid_loader, extra = training_recipe(recipe_args)
-    config = TrainConfig(minutes=args.minutes, lr=args.lr, device="cpu", out_dir=args.out, progress=False,
+    tpsep.seed_everything(0)
+    recipe = unet_recipe(UNetSeparator(COURSE, verbose=True),
+                         DataSettings(dataset=args.dataset, batch_size=args.batch_size,
+                                      patches_per_epoch=args.patches_per_epoch))
+    config = TrainConfig(minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps, lr=args.lr,
+                         device=args.device, precision=args.precision, out_dir=args.out, progress=False,
                          schedule="plateau", tensorboard=False)
     start = time.time()
-    history = fit(model, loss_fn, train_loader, valid_loader, config, extra=extra)
+    extra = {"model_name": "unet", "model_config": asdict(COURSE), "dataset": args.dataset}
+    history = fit(recipe.model, recipe.loss_fn, recipe.train_loader, recipe.valid_loader, config, extra=extra)
     train_minutes = (time.time() - start) / 60
     print(f"trained {history.steps} steps in {train_minutes:.1f} min; best validation loss "
           f"{history.best_valid:.4f} at step {history.best_step}", flush=True)
 
-    best, _ = load_model(f"{args.out}/best.pt")
+    best = load_separator(f"{args.out}/best.pt")
+    refined = UNetSeparator(replace(best.config, refine=True), unet=best.unet)
     tracks = data.load_dataset(args.dataset, split="test")
-    frames = [evaluation.evaluate(separate.unet_separator(best), tracks, method="U-Net (long run)"),
-              evaluation.evaluate(separate.unet_separator(best, refine=True), tracks, method="U-Net + Wiener-like"),
+    frames = [evaluation.evaluate(best, tracks, method="U-Net (long run)"),
+              evaluation.evaluate(refined, tracks, method="U-Net + Wiener-like"),
               evaluation.evaluate(separate.oracle_at_model_rate, tracks, method="IRM, 8192 Hz"),
               evaluation.evaluate(masks.oracle_separator("irm", n_fft=1024, hop=256), tracks,
                                   method="IRM (notebook 02)")]

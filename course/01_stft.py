@@ -301,15 +301,16 @@ SpectrogramExplorer(clip, track.rate, title=track.name)
 # %%
 from tpsep.audio import resample
 
-audio = resample(track.mixture[0], track.rate, spectral.RATE)
-X = spectral.stft(audio, n_fft=spectral.N_FFT, hop=spectral.HOP)
+RATE, N_FFT, HOP = 8192, 1024, 768   # the U-Net's front end (notebook 03)
+audio = resample(track.mixture[0], track.rate, RATE)
+X = spectral.stft(audio, n_fft=N_FFT, hop=HOP)
 X512 = spectral.crop_bins(X)
 energy = spectral.magnitude(X) ** 2
 print(f"STFT: {tuple(X.shape)} -> network input: {tuple(X512.shape)}")
 print(f"share of the energy in the Nyquist bin: {float(energy[-1].sum() / energy.sum()):.2e}")
 
-zeroed = spectral.istft(spectral.restore_bins(X512), hop=spectral.HOP, length=len(audio)).numpy()
-restored = spectral.istft(spectral.restore_bins(X512, full=X), hop=spectral.HOP, length=len(audio)).numpy()
+zeroed = spectral.istft(spectral.restore_bins(X512), hop=HOP, length=len(audio)).numpy()
+restored = spectral.istft(spectral.restore_bins(X512, full=X), hop=HOP, length=len(audio)).numpy()
 for name, estimate in (("Nyquist bin set to zero", zeroed), ("Nyquist bin restored from the mixture", restored)):
     error = audio - estimate
     snr = 10 * np.log10(np.sum(audio**2) / max(np.sum(error**2), 1e-20))
@@ -324,7 +325,7 @@ for name, estimate in (("Nyquist bin set to zero", zeroed), ("Nyquist bin restor
 
 # %%
 try:
-    spectral.istft(X512, hop=spectral.HOP)
+    spectral.istft(X512, hop=HOP)
 except ValueError as error:
     print("ValueError:", error)
 

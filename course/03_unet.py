@@ -58,7 +58,7 @@ valid_set = data.SpectrogramPatchDataset(valid_tracks, target="vocals", random=F
 mixture_mag, vocals_mag = train_set[0]
 print(f"{len(train_tracks)} training tracks, {len(valid_tracks)} validation tracks")
 print(f"one example: mixture {tuple(mixture_mag.shape)}, vocals {tuple(vocals_mag.shape)}, "
-      f"{128 * spectral.HOP / spectral.RATE:.1f} s of audio")
+      f"{128 * COURSE.hop / COURSE.rate:.1f} s of audio")
 
 # %%
 def show_spectrograms(panels, title=None):
@@ -69,7 +69,7 @@ def show_spectrograms(panels, title=None):
         is_mask = name.endswith("mask")
         image = values if is_mask else spectral.to_db(values, ref=float(mixture_mag.max()))
         ax.imshow(image, origin="lower", aspect="auto", cmap="magma",
-                  extent=[0, values.shape[-1] * spectral.HOP / spectral.RATE, 0, spectral.RATE / 2],
+                  extent=[0, values.shape[-1] * COURSE.hop / COURSE.rate, 0, COURSE.rate / 2],
                   vmin=0 if is_mask else -80, vmax=1 if is_mask else 0)
         ax.set_title(name)
         ax.set_xlabel("time (s)")
@@ -271,7 +271,7 @@ def full_stft_patches(tracks, count, seed=0):
     mixtures, vocals = [], []
     for track in tracks[:6]:
         pair = audio.resample(np.stack([track.mixture.mean(0), track.stem("vocals").mean(0)]),
-                                    track.rate, spectral.RATE)
+                                    track.rate, COURSE.rate)
         mags = spectral.magnitude(spectral.stft(pair, n_fft=1024, hop=768))
         for _ in range(count // 6 + 1):
             start = int(rng.integers(0, mags.shape[-1] - 128))

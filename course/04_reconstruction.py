@@ -26,6 +26,7 @@
 # of notebook 02.
 
 # %%
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -37,10 +38,11 @@ from torch.utils.data import DataLoader
 import tpsep
 from tpsep import audio, data, evaluation, masks, metrics, separate, spectral
 from tpsep.audio import player
+from tpsep.checkpoints import load_separator
 from tpsep.exercises import check
 from tpsep.losses import l1_mask_loss
-from tpsep.models.unet import COURSE, UNet
-from tpsep.train import TrainConfig, fit, load_model
+from tpsep.models.unet import COURSE, UNet, UNetSeparator
+from tpsep.train import TrainConfig, fit
 
 tpsep.setup_notebook(seed=0)
 DATASET = "music"   # or a path to real data, e.g. a MUSDB18-HQ folder
@@ -60,7 +62,6 @@ DATASET = "music"   # or a path to real data, e.g. a MUSDB18-HQ folder
 CHECKPOINT = "runs/unet03/best.pt"
 
 if Path(CHECKPOINT).exists():
-    model, _ = load_model(CHECKPOINT)
     print(f"loaded {CHECKPOINT}")
 else:
     print(f"{CHECKPOINT} not found: training notebook 03's U-Net here")
@@ -76,13 +77,14 @@ else:
 
     tpsep.seed_everything(0)
     model = UNet(COURSE)
-    extra = {"model_name": "unet", "model_config": vars(COURSE), "target": "vocals", "dataset": str(DATASET)}
+    extra = {"model_name": "unet", "model_config": asdict(COURSE), "dataset": str(DATASET)}
     fit(model, loss_fn, DataLoader(train_set, batch_size=8, shuffle=True, drop_last=True),
         DataLoader(valid_set, batch_size=8),
         TrainConfig(max_steps=200, lr=1e-3, device="cpu", out_dir="runs/unet03", progress=False,
                     tensorboard=False), extra=extra)
-    model, _ = load_model(CHECKPOINT)  # the best validation checkpoint, as notebook 03 left it
-model = model.eval()
+separator = load_separator(CHECKPOINT)   # the best validation checkpoint, as notebook 03 left it
+model = separator.unet                   # the U-Net itself; the separator wraps it with its front end (section 2)
+print(separator.config)
 
 # %% [markdown]
 # ## 2. One song, step by step
@@ -95,21 +97,21 @@ track = test_tracks[0]
 mixture = track.mixture                         # (channels, samples) at the track's rate
 print(f"{track.name}: {track.duration:.1f} s, {track.rate} Hz, {track.channels} channel(s)")
 
-low = audio.resample(mixture, track.rate, spectral.RATE)
+low = audio.resample(mixture, track.rate, COURSE.rate)
 low_length = low.shape[-1]
-low = np.pad(low, [(0, 0), (0, -low_length % spectral.HOP)])   # whole hops: the ISTFT returns every sample
-X = spectral.stft(torch.from_numpy(low), n_fft=spectral.N_FFT, hop=spectral.HOP)   # (channels, 513, frames)
+low = np.pad(low, [(0, 0), (0, -low_length % COURSE.hop)])   # whole hops: the ISTFT returns every sample
+X = spectral.stft(torch.from_numpy(low), n_fft=COURSE.n_fft, hop=COURSE.hop)   # (channels, 513, frames)
 mixture_mag = spectral.crop_bins(X.abs())                                          # (channels, 512, frames)
-print(f"at {spectral.RATE} Hz: {low.shape[-1]} samples; STFT {tuple(X.shape)}; network input {tuple(mixture_mag.shape)}")
+print(f"at {COURSE.rate} Hz: {low.shape[-1]} samples; STFT {tuple(X.shape)}; network input {tuple(mixture_mag.shape)}")
 
 # %% [markdown]
 # ### Patches
 #
-# `separate.make_patches` cuts the `(512, frames)` magnitude into patches of 128
+# `spectral.make_patches` cuts the `(512, frames)` magnitude into patches of 128
 # frames every 64 frames, zero-padding the end so that every frame is covered:
 
 # %%
-patches = separate.make_patches(mixture_mag[0], patch_frames=128, hop_frames=64)
+patches = spectral.make_patches(mixture_mag[0], patch_frames=128, hop_frames=64)
 with torch.no_grad():
     patch_masks = model(patches)
 print(f"{patches.shape[0]} patches {tuple(patches.shape[1:])} -> {patch_masks.shape[0]} masks")
@@ -119,7 +121,7 @@ print(f"{patches.shape[0]} patches {tuple(patches.shape[1:])} -> {patch_masks.sh
 #
 # Patch `i` covers frames `i * hop_frames` to `i * hop_frames + patch_frames`.
 # Where patches overlap, take the **weighted average**, with the weights
-# `separate.patch_weights(patch_frames)` (a Hann bump: the network is least
+# `spectral.patch_weights(patch_frames)` (a Hann bump: the network is least
 # sure at a patch's edges, where it saw the least context). Concretely:
 # accumulate `weights * patch` in an output array and `weights` in a
 # normalisation array, divide, and keep the first `total_frames` frames.
@@ -138,7 +140,7 @@ def stitch_patches(patches, hop_frames, total_frames):
     """
     ### BEGIN SOLUTION
     n_patches, freq, patch_frames = patches.shape
-    weights = separate.patch_weights(patch_frames).to(patches.dtype)
+    weights = spectral.patch_weights(patch_frames).to(patches.dtype)
     length = (n_patches - 1) * hop_frames + patch_frames
     out = torch.zeros(freq, length, dtype=patches.dtype)
     norm = torch.zeros(length, dtype=patches.dtype)
@@ -155,13 +157,13 @@ stitch_patches = check("04.stitch_patches", stitch_patches)
 
 # %%
 mask = stitch_patches(patch_masks, 64, mixture_mag.shape[-1])[None]   # (1, 512, frames)
-no_overlap = separate.make_patches(mixture_mag[0], 128, 128)
+no_overlap = spectral.make_patches(mixture_mag[0], 128, 128)
 with torch.no_grad():
-    mask_no_overlap = separate.stitch_patches(model(no_overlap), 128, mixture_mag.shape[-1])
+    mask_no_overlap = spectral.stitch_patches(model(no_overlap), 128, mixture_mag.shape[-1])
 print(f"mask {tuple(mask.shape)}: one value in [0, 1] per bin and frame of the whole song")
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 2.6), sharey=True)
-seconds = spectral.HOP / spectral.RATE
+seconds = COURSE.hop / COURSE.rate
 for ax, (name, m) in zip(axes, {"no overlap: seams every 128 frames": mask_no_overlap,
                                 "50% overlap, cross-faded": mask[0]}.items()):
     ax.plot(np.arange(m.shape[-1]) * seconds, m[40:120].mean(0), lw=1)  # bins 40-120: ~320-960 Hz
@@ -177,9 +179,9 @@ plt.show()
 # ### The spectrograms: mixture, mask, estimate
 
 # %%
-vocals_low = audio.resample(track.stem("vocals"), track.rate, spectral.RATE)
+vocals_low = audio.resample(track.stem("vocals"), track.rate, COURSE.rate)
 vocals_low = np.pad(vocals_low, [(0, 0), (0, low.shape[-1] - vocals_low.shape[-1])])
-vocals_mag = spectral.crop_bins(spectral.stft(vocals_low, n_fft=spectral.N_FFT, hop=spectral.HOP).abs())
+vocals_mag = spectral.crop_bins(spectral.stft(vocals_low, n_fft=COURSE.n_fft, hop=COURSE.hop).abs())
 panels = {"mixture": mixture_mag[0], "U-Net mask": mask[0], "estimate = mask x mixture": mask[0] * mixture_mag[0],
           "true vocals": vocals_mag[0]}
 fig, axes = plt.subplots(1, 4, figsize=(15, 3), sharey=True)
@@ -188,7 +190,7 @@ for ax, (name, values) in zip(axes, panels.items()):
     is_mask = name.endswith("mask")
     image = values if is_mask else spectral.to_db(values, ref=reference)
     ax.imshow(image, origin="lower", aspect="auto", cmap="magma", vmin=0 if is_mask else -80, vmax=1 if is_mask else 0,
-              extent=[0, values.shape[-1] * seconds, 0, spectral.RATE / 2])
+              extent=[0, values.shape[-1] * seconds, 0, COURSE.rate / 2])
     ax.set_title(name)
     ax.set_xlabel("time (s)")
 axes[0].set_ylabel("frequency (Hz)")
@@ -199,7 +201,7 @@ plt.show()
 # ### Exercise 2 · Reconstruction
 #
 # The network saw 512 bins; the inverse STFT needs 513. Give the Nyquist bin
-# (4096 Hz) the mask of its neighbour, bin 511 (`separate.full_band_mask` does
+# (4096 Hz) the mask of its neighbour, bin 511 (`spectral.full_band_mask` does
 # exactly that, try writing it with `torch.cat`), multiply the complex mixture
 # STFT by the mask (a real mask keeps the **mixture phase**), and invert with
 # `spectral.istft(..., n_fft=1024, hop=768, length=length)`.
@@ -227,10 +229,10 @@ reconstruct = check("04.reconstruct", reconstruct)
 
 # %%
 vocals_estimate_low = reconstruct(mask, X, low.shape[-1]).numpy()[..., :low_length]   # drop the padding
-vocals_estimate = audio.resample(vocals_estimate_low, spectral.RATE, track.rate)[..., : mixture.shape[-1]]
+vocals_estimate = audio.resample(vocals_estimate_low, COURSE.rate, track.rate)[..., : mixture.shape[-1]]
 accompaniment_estimate = mixture - vocals_estimate   # at the track's rate: keeps the band above 4096 Hz
-library = separate.separate_track(model, mixture, track.rate)
-print("same as tpsep.separate.separate_track:",
+library = separate.separate(separator, mixture, track.rate)   # the same steps, for any separator and any audio
+print("same as tpsep.separate.separate with the UNetSeparator:",
       np.allclose(library["vocals"], vocals_estimate, atol=1e-5))
 
 # %% [markdown]
@@ -253,7 +255,7 @@ display(player(track.stem("vocals")[..., excerpt], track.rate))
 
 # %%
 written = separate.write_estimates({"vocals": vocals_estimate, "accompaniment": accompaniment_estimate},
-                                   track.rate, Path("runs") / "separated" / track.name)
+                                   track.rate, Path("runs") / "separated" / track.name, overwrite=True)
 print("wrote", ", ".join(str(p) for p in written))
 
 # %% [markdown]
@@ -268,7 +270,7 @@ print("wrote", ", ".join(str(p) for p in written))
 # same first test tracks. Four rows:
 #
 # - **U-Net**: our model; **U-Net + Wiener-like**: its mask sharpened as
-#   `M² / (M² + (1 - M)²)` (`separate.wiener_refine`), a power ratio as a
+#   `M² / (M² + (1 - M)²)` (`masks.wiener_refine`), a power ratio as a
 #   Wiener filter would use;
 # - **IRM, 8192 Hz**: the ideal ratio mask in the U-Net's own setting (8192 Hz,
 #   n_fft 1024, hop 768, accompaniment = mixture - vocals): the ceiling of any
@@ -279,8 +281,8 @@ print("wrote", ", ".join(str(p) for p in written))
 # %%
 N_EVAL_TRACKS = 3   # as in notebook 02; `tpsep evaluate CHECKPOINT --split test` scores them all
 eval_tracks = test_tracks[:N_EVAL_TRACKS]
-separators = {"U-Net": separate.unet_separator(model),
-              "U-Net + Wiener-like": separate.unet_separator(model, refine=True),
+separators = {"U-Net": separator,
+              "U-Net + Wiener-like": UNetSeparator(replace(COURSE, refine=True), unet=model),
               "IRM, 8192 Hz": separate.oracle_at_model_rate,
               "IRM (notebook 02)": masks.oracle_separator("irm", n_fft=1024, hop=256)}
 frames = pd.concat([evaluation.evaluate(separator, eval_tracks, targets=["vocals", "accompaniment"], method=name)

@@ -1,5 +1,6 @@
 """Conv-TasNet: sizes from the paper, receptive field, shapes, causality, norms, training command."""
 
+import argparse
 import dataclasses
 import json
 
@@ -13,6 +14,7 @@ from tpsep.models.convtasnet import (
     PAPER_SMALL,
     ConvTasNet,
     ConvTasNetConfig,
+    STFTMaskNet,
     CumulativeLayerNorm,
     GlobalLayerNorm,
     TCNBlock,
@@ -31,7 +33,10 @@ def test_parameter_counts_match_the_paper():
 
 def test_constructor_prints_the_parameter_count(capsys):
     model = ConvTasNet(TINY)
-    assert f"{model.num_parameters() / 1e6:.2f}M parameters" in capsys.readouterr().out
+    assert f"ConvTasNet: {model.num_parameters():,} parameters" in capsys.readouterr().out
+    ConvTasNet(COURSE)
+    assert f"ConvTasNet: {ConvTasNet(COURSE, verbose=False).num_parameters() / 1e6:.2f}M parameters" \
+        in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("config", [PAPER_BEST, PAPER_SMALL, COURSE, TINY])
@@ -64,14 +69,26 @@ def test_receptive_field_matches_the_gradient_of_the_separator():
 def test_output_shape_for_any_length_and_both_input_layouts():
     model = ConvTasNet(TINY, verbose=False)
     for samples in (8, 999, 1000, 1003):
-        assert model(torch.randn(3, samples)).shape == (3, TINY.C, samples)
-    assert model(torch.randn(2, 1, 777)).shape == (2, TINY.C, 777)
+        assert model(torch.randn(3, samples)).shape == (3, TINY.C, samples)   # the paper's mono view
+    assert model(torch.randn(2, 1, 777)).shape == (2, TINY.C, 1, 777)          # the separator interface
+    assert model(torch.randn(2, 2, 777)).shape == (2, TINY.C, 2, 777)          # stereo: each channel on its own
+
+
+def test_stereo_channels_are_separated_on_their_own():
+    torch.manual_seed(0)
+    model = ConvTasNet(TINY, verbose=False).eval()
+    left, right = torch.randn(1, 1000), torch.randn(1, 1000)
+    with torch.no_grad():
+        both = model(torch.stack([left, right], dim=1))
+        assert torch.allclose(both[:, :, 1], model(right), atol=1e-5)
 
 
 def test_bad_input_is_a_clear_error():
     model = ConvTasNet(TINY, verbose=False)
-    with pytest.raises(ValueError, match="mono mixture"):
-        model(torch.randn(2, 2, 1000))
+    with pytest.raises(ValueError, match=r"\(batch, channels, samples\)"):
+        model(torch.randn(2, 2, 2, 1000))
+    with pytest.raises(ValueError, match="transpose"):
+        model(torch.randn(2, 1000, 2))
     with pytest.raises(ValueError, match="norm"):
         ConvTasNet(dataclasses.replace(TINY, norm="BN"), verbose=False)
     with pytest.raises(ValueError, match="L must be even"):
@@ -173,45 +190,47 @@ def _toy_tracks(count, seed):
     return tracks
 
 
-@pytest.mark.parametrize("kind, expected", [("convtasnet", ConvTasNet), ("stft_mask", None)])
-def test_train_command_writes_a_checkpoint_that_evaluate_understands(tmp_path, monkeypatch, kind, expected):
+@pytest.mark.parametrize("kind, options", [("convtasnet", ["N=16", "B=8", "H=16", "Sc=8", "X=2", "R=1"]),
+                                           ("stft_mask", ["hidden=8"])])
+def test_train_command_writes_a_checkpoint_that_evaluate_understands(tmp_path, monkeypatch, kind, options):
     import tpsep.data
     from tpsep import evaluation
-    from tpsep.models import convtasnet
-    from tpsep.train import get_recipe, load_model, run_train_command, add_train_command
-    import argparse
+    from tpsep.checkpoints import load_separator
+    from tpsep.cli import main
+    from tpsep.separate import track_separator
 
     splits = {"train": _toy_tracks(4, 0), "valid": _toy_tracks(2, 1), "test": _toy_tracks(2, 2)}
     monkeypatch.setattr(tpsep.data, "load_dataset", lambda name, split="train", **kw: splits[split])
-    assert get_recipe("convtasnet") is convtasnet.training_recipe
-    parser = argparse.ArgumentParser()
-    add_train_command(parser.add_subparsers())
-    options = ["N=16", "B=8", "H=16", "Sc=8", "X=2", "R=1"] if kind == "convtasnet" else ["model=stft_mask", "hidden=8"]
-    args = parser.parse_args(["train", "convtasnet", "--max-steps", "2", "--batch-size", "2", "--out", str(tmp_path),
-                              "--no-progress", "--json", str(tmp_path / "train.json"), "--option", "seconds=0.5",
-                              *sum((["--option", o] for o in options), [])])
-    run_train_command(args)
+    assert main(["train", kind, "--max-steps", "2", "--batch-size", "2", "--out", str(tmp_path), "--no-progress",
+                 "--json", str(tmp_path / "train.json"), "--seconds", "0.5",
+                 *sum((["--option", o] for o in options), [])]) == 0
     assert json.loads((tmp_path / "train.json").read_text())["steps"] == 2
-    model, checkpoint = load_model(str(tmp_path / "last.pt"))
-    assert isinstance(model, expected or convtasnet.STFTMaskNet)
+    model = load_separator(str(tmp_path / "last.pt"))
+    assert isinstance(model, {"convtasnet": ConvTasNet, "stft_mask": STFTMaskNet}[kind])
     if kind == "convtasnet":
         assert model.config.N == 16 and model.config.C == 2
 
-    separator = convtasnet.checkpoint_separator(str(tmp_path / "last.pt"))
-    estimates = separator(splits["test"][0])
+    estimates = track_separator(model)(splits["test"][0])
     assert sorted(estimates) == ["s1", "s2"] and estimates["s1"].shape == splits["test"][0].mixture.shape
 
-    # `tpsep evaluate CHECKPOINT` finds the loader through evaluation.LOADER_MODULES
     eval_parser = argparse.ArgumentParser()
     evaluation.add_evaluate_command(eval_parser.add_subparsers())
     eval_args = eval_parser.parse_args(["evaluate", str(tmp_path / "last.pt"), "--dataset", "speech",
                                         "--metric", "si_sdr", "--json", str(tmp_path / "eval.json")])
     results = evaluation.evaluate_from_args(eval_args)
     assert results["tracks"] == 2 and "s1" in next(iter(results["summary"].values()))
+    assert next(iter(results["summary"])).startswith(kind)   # the row is labelled with the model, not "last"
+
+
+def test_an_unknown_option_is_a_clear_error(capsys):
+    from tpsep.cli import main
+
+    assert main(["train", "convtasnet", "--option", "Q=3", "--max-steps", "1"]) == 2
+    assert "unknown config key(s) ['Q']" in capsys.readouterr().err
 
 
 def test_separator_matches_outputs_to_speakers():
-    from tpsep.models.convtasnet import separator_from_model
+    from tpsep.separate import track_separator
 
     track = _toy_tracks(1, 3)[0]
 
@@ -219,11 +238,12 @@ def test_separator_matches_outputs_to_speakers():
         def __init__(self):
             super().__init__()
             self.dummy = nn.Parameter(torch.zeros(1))
+            self.config = ConvTasNetConfig(C=2)
 
         def forward(self, mixture):
-            return torch.stack([torch.from_numpy(track.sources[s][0]) for s in ("s2", "s1")])[None]
+            return torch.stack([torch.from_numpy(track.sources[s]) for s in ("s2", "s1")])[None]
 
-    aligned = separator_from_model(Oracle())(track)
-    raw = separator_from_model(Oracle(), align=False)(track)
+    aligned = track_separator(Oracle())(track)
+    raw = track_separator(Oracle(), align=False)(track)
     assert torch.allclose(torch.from_numpy(aligned["s1"]), torch.from_numpy(track.sources["s1"]))
     assert torch.allclose(torch.from_numpy(raw["s1"]), torch.from_numpy(track.sources["s2"]))

@@ -129,3 +129,20 @@ def test_syllables_and_instruments():
         assert spectrum[top:].max() < 1e-3 * spectrum.max(), kind
     with pytest.raises(ValueError, match="unknown instrument"):
         synth.instrument_note("banjo", 60, 0.5, 16000, rng)
+
+
+def test_silent_vocal_chunks_are_drawn_again():
+    """About 3 % of 1-s vocal chunks of the chorales are digital silence; the chunk dataset redraws them."""
+    from tpsep.data import ChunkDataset
+
+    tracks = load_dataset("music", split="train")
+
+    def rms_levels(dataset):
+        return np.array([np.sqrt(np.mean(dataset[i][1].numpy() ** 2)) for i in range(len(dataset))])
+
+    unfiltered = rms_levels(ChunkDataset(tracks, 1.0, sources=("vocals",), chunks_per_epoch=300, min_level_db=None))
+    filtered = rms_levels(ChunkDataset(tracks, 1.0, sources=("vocals",), chunks_per_epoch=300))
+    assert np.sum(unfiltered == 0) >= 3                  # the silence is there without the filter ...
+    assert filtered.min() > 10 ** (-60 / 20)             # ... and never reaches training with it
+    with pytest.raises(ValueError, match="min_level_db=None"):
+        ChunkDataset(tracks, 1.0, sources=("vocals",), min_level_db=+10)[0]

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tpsep import evaluation, masks, metrics
 
@@ -116,29 +117,30 @@ def test_command_prints_the_table_and_ends_with_the_vocals_figure(tmp_path, monk
     assert len(results["per_track"]) == 2 * 2 * 2  # methods x tracks x targets
 
 
-def test_command_checkpoint_mode_is_pluggable(tmp_path, monkeypatch, capsys):
+def test_command_checkpoint_mode_rebuilds_the_model_or_says_why(tmp_path, monkeypatch, capsys):
+    from dataclasses import asdict
+
+    from tpsep.checkpoints import save_checkpoint
+    from tpsep.cli import main
+    from tpsep.models.unet import UNet, UNetConfig
+
     monkeypatch.setattr(evaluation, "_load_tracks", lambda dataset, split: TRACKS[:1])
     with pytest.raises(SystemExit, match="nothing to evaluate"):
         evaluation.run_evaluate(_parse(["evaluate"]))
-    checkpoint = tmp_path / "model.pt"
-    checkpoint.write_bytes(b"not a real model")
-    monkeypatch.setattr(evaluation, "LOADER_MODULES", [])  # the models' own loaders are tested with them
-    monkeypatch.setattr(evaluation, "CHECKPOINT_LOADERS", [])
-    with pytest.raises(SystemExit, match="no loader understands"):
-        evaluation.run_evaluate(_parse(["evaluate", str(checkpoint), "--metric", "fast"]))
+    junk = tmp_path / "model.pt"
+    junk.write_bytes(b"not a real model")
+    assert main(["evaluate", str(junk), "--metric", "fast"]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, torch.nn.Linear(2, 2), extra={"model_name": "resnet"})
+    assert main(["evaluate", str(other)]) == 2
+    assert "unknown model 'resnet'" in capsys.readouterr().err
 
-    def broken(path, args):
-        raise RuntimeError("cannot unpickle")
-
-    evaluation.register_checkpoint_loader(broken)  # a loader that fails must not stop the others
-    evaluation.register_checkpoint_loader(lambda path, args: None)  # "not mine"
-    evaluation.register_checkpoint_loader(
-        lambda path, args: (lambda track: {"vocals": track.stem("vocals"),
-                                           "accompaniment": track.stem("accompaniment")}))
-    evaluation.run_evaluate(_parse(["evaluate", str(checkpoint), "--metric", "si_sdr"]))
+    config = UNetConfig(depth=6, channels=4, max_channels=8)
+    unet = tmp_path / "runs" / "best.pt"
+    save_checkpoint(unet, UNet(config, verbose=False), extra={"model_name": "unet", "model_config": asdict(config)})
+    assert main(["evaluate", str(unet), "--metric", "si_sdr"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("vocals SI-SDR (median over tracks): model ")
-    assert float(last.split()[-2]) > 50  # the true stems: a near-perfect score
-    monkeypatch.setattr(evaluation, "CHECKPOINT_LOADERS", [broken])
-    with pytest.raises(SystemExit, match="broken: RuntimeError: cannot unpickle"):
-        evaluation.run_evaluate(_parse(["evaluate", str(checkpoint), "--metric", "fast"]))
+    assert last.startswith("vocals SI-SDR (median over tracks): unet (runs/best.pt) ")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass, fields
 
 import matplotlib
 import numpy as np
@@ -13,9 +14,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from tpsep import train
-from tpsep.train import (EMA, History, LRSchedule, NonFiniteError, TrainConfig, choose_device,
-                         clip_gradients, fit, load_checkpoint, move_to)
+from tpsep import reporting
+from tpsep.checkpoints import load_checkpoint
+from tpsep.devices import autocast_context, choose_device, move_to
+from tpsep.train import EMA, NonFiniteError, TrainConfig, clip_gradients, fit, learning_rate
 
 matplotlib.use("Agg")
 torch.set_num_threads(1)
@@ -171,23 +173,21 @@ def test_clip_gradients_returns_the_norm_before_clipping():
 
 
 def test_cosine_schedule_warms_up_then_decays():
-    schedule = LRSchedule(TrainConfig(lr=1.0, schedule="cosine", warmup_steps=4, min_lr=0.1), total_steps=20)
-    lrs = [schedule(step) for step in range(21)]
+    config = TrainConfig(lr=1.0, schedule="cosine", warmup_steps=4, min_lr=0.1)
+    lrs = [learning_rate(config, step, total=20) for step in range(21)]
     assert lrs[:5] == sorted(lrs[:5]) and lrs[0] < 0.3
     assert lrs[4] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
     assert lrs[20] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="cosine"):
-        LRSchedule(TrainConfig(schedule="cosine", minutes=1), total_steps=None)
+        fit(make_model(), mse, loaders()[0], config=quiet(schedule="cosine", minutes=1))
 
 
 def test_plateau_schedule_halves_after_patience():
-    schedule = LRSchedule(TrainConfig(lr=1.0, schedule="plateau", plateau_patience=2), total_steps=None)
-    for loss in [1.0, 0.9, 0.95, 0.92]:
-        schedule.on_validation(loss)
-    assert schedule(10) == pytest.approx(0.5)
-    schedule.on_validation(0.5)
-    assert schedule(11) == pytest.approx(0.5)
+    # validation gets worse every epoch (see loaders): with patience 2, the LR halves after epochs 3 and 5
+    history = fit(make_model(), mse, *loaders(), quiet(epochs=6, lr=1e-2, schedule="plateau", plateau_patience=2))
+    lr_per_epoch = [history.lr[10 * epoch] for epoch in range(6)]
+    assert lr_per_epoch == pytest.approx([1e-2, 1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3])
 
 
 def test_early_stopping(tmp_path):
@@ -198,7 +198,7 @@ def test_early_stopping(tmp_path):
     history = fit(make_model(), loss_fn, *loaders(), quiet(epochs=20, patience=2, out_dir=str(tmp_path)))
     assert history.stopped_because.startswith("early stopping")
     assert len(history.valid_loss) == 3 and history.steps == 30
-    assert load_checkpoint(str(tmp_path / "best.pt"))["step"] == 10
+    assert load_checkpoint(str(tmp_path / "best.pt"))["state"]["step"] == 10
 
 
 def test_checkpoints_hold_best_last_extra_and_ema_weights(tmp_path):
@@ -207,10 +207,10 @@ def test_checkpoints_hold_best_last_extra_and_ema_weights(tmp_path):
     history = fit(model, mse, *loaders(), quiet(epochs=3, lr=1e-2, ema=0.5, out_dir=str(tmp_path)), extra=extra)
     best = load_checkpoint(str(tmp_path / "best.pt"))
     last = load_checkpoint(str(tmp_path / "last.pt"))
-    assert best["step"] == history.best_step and last["step"] == history.steps == 30
-    assert last["extra"] == extra and last["config"]["ema"] == 0.5
+    assert best["state"]["step"] == history.best_step and last["state"]["step"] == history.steps == 30
+    assert last["extra"] == extra and last["train_config"]["ema"] == 0.5
     # "model" holds the EMA weights (what validation used); the raw weights are kept to resume
-    raw = last["train_state"]["raw_model"]
+    raw = last["resume"]["raw_model"]
     assert all(torch.equal(raw[k], v.cpu()) for k, v in model.state_dict().items())
     assert not torch.equal(last["model"]["0.weight"], raw["0.weight"])
     fresh = make_model(seed=7)
@@ -255,17 +255,17 @@ def test_bad_config_is_a_clear_error():
 
 def test_tensorboard_is_optional(tmp_path):
     fit(make_model(), mse, loaders()[0], config=TrainConfig(max_steps=3, progress=False, out_dir=str(tmp_path)))
-    has_tensorboard = train.tensorboard_writer(str(tmp_path / "probe")) is not None
+    has_tensorboard = reporting.tensorboard_writer(str(tmp_path / "probe")) is not None
     assert (tmp_path / "tensorboard").exists() == has_tensorboard
 
 
 def test_progress_bar_live_plot_and_plot_run_outside_a_notebook():
     from tqdm.auto import tqdm  # (the repository's conftest sets TQDM_DISABLE=1, so the bar stays silent)
-    bar = train.Logger(TrainConfig(), True, History()).progress([1, 2, 3], epoch=0)
+    bar = reporting.Logger(TrainConfig(), True).progress([1, 2, 3], epoch=0)
     assert isinstance(bar, tqdm) and list(bar) == [1, 2, 3]
     batches = [1, 2]
-    assert train.Logger(TrainConfig(progress=False), True, History()).progress(batches, 0) is batches
-    assert train.Logger(TrainConfig(), False, History()).progress(batches, 0) is batches  # rank > 0
+    assert reporting.Logger(TrainConfig(progress=False), True).progress(batches, 0) is batches
+    assert reporting.Logger(TrainConfig(), False).progress(batches, 0) is batches  # rank > 0
     history = fit(make_model(), mse, loaders()[0], config=TrainConfig(max_steps=5, live_plot=True, log_every=2))
     ax = history.plot(smooth=2)
     assert len(ax.lines) == 2
@@ -273,31 +273,137 @@ def test_progress_bar_live_plot_and_plot_run_outside_a_notebook():
 
 # ---- the command line ----
 
-def tiny_recipe(args):
-    train_loader, valid_loader = loaders(batch_size=args.batch_size)
-    hidden = args.options.get("hidden", 16)
-    torch.manual_seed(args.seed)
-    model = torch.nn.Sequential(torch.nn.Linear(6, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
-    return model, mse, train_loader, valid_loader, {"model_config": {"hidden": hidden}}
+@dataclass
+class TinyConfig:
+    hidden: int = 16
+    rate: int = 8000
 
 
-def test_train_command(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(train.TRAINABLE, "tiny", f"{__name__}:tiny_recipe")
-    parser = argparse.ArgumentParser(prog="tpsep")
-    train.add_train_command(parser.add_subparsers(dest="command"))
+class Tiny(torch.nn.Sequential):
+    def __init__(self, config: TinyConfig = TinyConfig(), verbose: bool = False):
+        super().__init__(torch.nn.Linear(6, config.hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                         torch.nn.Linear(config.hidden, 2))
+        self.config = config
+
+
+def tiny_recipe(model, settings, seed):
+    from tpsep.recipes import Recipe
+    return Recipe(model, mse, *loaders(batch_size=settings.batch_size), "regression")
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch):
+    from tpsep import recipes
+    from tpsep.cli import main
+
+    monkeypatch.setitem(recipes.MODELS, "tiny", recipes.ModelEntry(TinyConfig, Tiny, tiny_recipe))
+    return main
+
+
+def run_losses(out) -> list:
+    """The training losses of a CLI run, read back from its last.pt."""
+    return load_checkpoint(str(out / "last.pt"))["state"]["history"]["train_loss"]
+
+
+def test_train_command(tmp_path, tiny_cli, capsys):
     out, figures = tmp_path / "run", tmp_path / "figures.json"
-    args = parser.parse_args(["train", "tiny", "--epochs", "2", "--batch-size", "8", "--out", str(out),
-                              "--option", "hidden=8", "--no-progress", "--json", str(figures)])
-    args.func(args)
+    assert tiny_cli(["train", "tiny", "--epochs", "2", "--batch-size", "8", "--out", str(out),
+                     "--option", "hidden=8", "--no-progress", "--json", str(figures)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("train: model=tiny steps=10 ") and "best_valid=" in line
     saved = json.loads(figures.read_text())
     assert saved["steps"] == 10 and saved["model"] == "tiny"
     checkpoint = load_checkpoint(str(out / "best.pt"))
-    assert checkpoint["extra"] == {"model_name": "tiny", "model_config": {"hidden": 8}}
+    assert checkpoint["extra"] == {"model_name": "tiny", "model_config": {"hidden": 8, "rate": 8000},
+                                   "dataset": "regression"}
     assert checkpoint["model"]["0.weight"].shape == (8, 6)
-    help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
+
+
+def test_train_help_lists_every_config_field_and_the_model_options(capsys):
+    from tpsep.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for f in fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in help_text, f.name
     assert "--resume" in help_text and "best.pt" in help_text
+    assert "convtasnet:" in help_text and "X=6" in help_text and "unet:" in help_text and "max_channels=128" in help_text
+
+
+def test_same_seed_same_run_from_the_cli(tmp_path, tiny_cli):
+    """The seed is set before the model is built: two runs with one seed give the same losses."""
+    for name in ("a", "b"):
+        assert tiny_cli(["train", "tiny", "--max-steps", "6", "--seed", "4", "--out", str(tmp_path / name),
+                         "--no-progress", "--batch-size", "4"]) == 0
+    assert run_losses(tmp_path / "a") == run_losses(tmp_path / "b")
+    assert tiny_cli(["train", "tiny", "--max-steps", "6", "--seed", "5", "--out", str(tmp_path / "c"),
+                     "--no-progress", "--batch-size", "4"]) == 0
+    assert run_losses(tmp_path / "c") != run_losses(tmp_path / "a")
+
+
+def test_interrupted_cli_run_resumed_matches_an_uninterrupted_one(tmp_path, tiny_cli):
+    common = ["--seed", "2", "--no-progress", "--batch-size", "4", "--lr", "5e-3"]
+    assert tiny_cli(["train", "tiny", "--max-steps", "17", "--out", str(tmp_path / "straight"), *common]) == 0
+    assert tiny_cli(["train", "tiny", "--max-steps", "7", "--out", str(tmp_path / "cut"), *common]) == 0
+    assert tiny_cli(["train", "tiny", "--max-steps", "17", "--out", str(tmp_path / "cut"),
+                     "--resume", str(tmp_path / "cut" / "last.pt"), *common]) == 0
+    assert run_losses(tmp_path / "cut") == run_losses(tmp_path / "straight")
+    assert len(run_losses(tmp_path / "straight")) == 17
+
+
+def test_save_every_writes_a_resumable_checkpoint_before_the_epoch_ends(tmp_path):
+    train_loader, _ = loaders()
+    fit(make_model(), mse, train_loader, config=quiet(max_steps=3, save_every=2, out_dir=str(tmp_path)))
+    # the epoch has 10 batches: only save_every can have written last.pt at step 2, then the stop at 3
+    assert load_checkpoint(str(tmp_path / "last.pt"))["state"]["step"] == 3
+    fit(make_model(), mse, train_loader, config=quiet(max_steps=2, save_every=2, out_dir=str(tmp_path / "b"),
+                                                      epochs=None))
+    assert load_checkpoint(str(tmp_path / "b" / "last.pt"))["resume"]["optimizer"] is not None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--grad-clip", "-1"], "grad_clip must be a positive number"),
+    (["--lr", "0"], "lr must be a positive number"),
+    (["--lr", "nan"], "lr must be a positive number"),
+    (["--batch-size", "0"], "batch_size must be positive"),
+    (["--accumulate", "0"], "accumulate must be a positive number"),
+    (["--ema", "1.5"], "ema is a decay in"),
+    (["--schedule", "linear"], "schedule must be one of"),
+    (["--option", "hidden"], "KEY=VALUE"),
+    (["--option", "depth=3"], "unknown config key"),
+])
+def test_bad_training_options_are_one_line_errors(tmp_path, tiny_cli, capsys, flags, message):
+    assert tiny_cli(["train", "tiny", "--max-steps", "1", "--no-progress", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_two_epochs_draw_different_chunks():
+    """The chunk dataset is told the epoch: remixes and chunks change, and stay the same on a rerun."""
+    from tpsep.data import ChunkDataset, memory_track
+
+    rng = np.random.default_rng(0)
+    tracks = []
+    for i in range(3):
+        sources = {name: (0.1 * rng.standard_normal((1, 8000 * 4))).astype(np.float32) for name in ("s1", "s2")}
+        tracks.append(memory_track(f"t{i}", 8000, sources["s1"] + sources["s2"], sources))
+
+    def seen_per_epoch():
+        dataset = ChunkDataset(tracks, seconds=0.5, remix=True, chunks_per_epoch=8)
+        seen = []
+
+        def loss_fn(model, batch):
+            mixture, _ = batch
+            seen.append(mixture.sum(dim=(1, 2)).tolist())
+            return model(mixture[..., :6].mean(1)).pow(2).mean()
+
+        fit(torch.nn.Linear(6, 2), loss_fn, DataLoader(dataset, batch_size=4, shuffle=True), config=quiet(epochs=2))
+        return [sorted(sum(seen[:2], [])), sorted(sum(seen[2:], []))]
+
+    first, second = seen_per_epoch()
+    assert first != second                      # epoch 2 is not epoch 1 reshuffled
+    assert seen_per_epoch() == [first, second]  # ... and the draw is reproducible
 
 
 # ---- several processes: torchrun, gloo, CPU ----
@@ -330,7 +436,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert r0["losses"] != r1["losses"]                    # ... a different half
     assert np.mean(r0["losses"][-5:]) < 0.7 * np.mean(r0["losses"][:5])
     assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
-    assert load_checkpoint(str(tmp_path / "last.pt"))["step"] == 20
+    assert load_checkpoint(str(tmp_path / "last.pt"))["state"]["step"] == 20
 
 
 def test_validation_does_not_change_training():
@@ -342,8 +448,8 @@ def test_validation_does_not_change_training():
 def test_bf16_autocast_and_the_minutes_limit():
     history = fit(make_model(), mse, loaders()[0], config=quiet(minutes=1e-9, precision="bf16", device="cpu"))
     assert history.steps == 1 and history.stopped_because == "minutes" and np.isfinite(history.train_loss[0])
-    assert isinstance(train.autocast_context(torch.device("cpu"), "bf16"), torch.autocast)
-    assert not isinstance(train.autocast_context(torch.device("cpu"), "auto"), torch.autocast)
+    assert isinstance(autocast_context(torch.device("cpu"), "bf16"), torch.autocast)
+    assert not isinstance(autocast_context(torch.device("cpu"), "auto"), torch.autocast)
 
 
 def test_resuming_a_finished_run_does_nothing(tmp_path):

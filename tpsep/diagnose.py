@@ -373,7 +373,7 @@ def overfit_one_batch(model, loss_fn, batch, *, steps: int = 200, factor: float 
     Returns:
         an :class:`OverfitResult` (``print()`` it): the losses and, on failure, findings.
     """
-    from tpsep.train import move_to
+    from tpsep.devices import move_to
 
     if steps < 1 or factor <= 1:
         raise ValueError(f"need steps >= 1 and factor > 1, got steps={steps}, factor={factor}")

@@ -1,35 +1,37 @@
 """Evaluate a separator on a dataset, and the ``tpsep evaluate`` command.
 
-Everything that separates is a *separator*: a callable
+What :func:`evaluate` scores is a callable
 
     separator(track) -> {source name: estimate, float32 (channels, samples)}
 
-An oracle mask (:func:`tpsep.masks.oracle_separator`), a trained U-Net or a
-Conv-TasNet all fit, so one :func:`evaluate` scores them all the same way, and
-the notebooks' tables can be compared line by line.
+or a trained separator module (any model of :mod:`tpsep.models`), which it wraps
+with :func:`tpsep.separate.track_separator`. An oracle mask
+(:func:`tpsep.masks.oracle_separator`), a trained U-Net or a Conv-TasNet all fit,
+so one :func:`evaluate` scores them all the same way, and the notebooks' tables
+can be compared line by line.
 
 :func:`evaluate` returns the long table of per-frame scores
 (:func:`tpsep.metrics.scores_table`); :func:`tpsep.metrics.summary_table` turns
 it into the SiSEC summary (median over frames, then median over tracks).
 
-Adding a checkpoint mode (``tpsep evaluate CHECKPOINT ...``): write a loader
-``loader(path, args) -> separator or None`` (None: "not my kind of checkpoint"),
-call :func:`register_checkpoint_loader` in your module, and add the module's name
-to ``LOADER_MODULES`` so the command imports it.
+``tpsep evaluate CHECKPOINT`` rebuilds any model with
+:func:`tpsep.checkpoints.load_separator`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from tpsep import masks, metrics
+from tpsep.checkpoints import load_checkpoint, load_separator
+from tpsep.separate import track_separator
 
 MODES = ("museval", "global", "fast", "si_sdr")
 MODE_HELP = {
@@ -38,22 +40,6 @@ MODE_HELP = {
     "fast": "tpsep.metrics.fast_sdr: whole-signal bss_eval_sources SDR, much faster",
     "si_sdr": "scale-invariant SDR (whole signal, mean over channels)",
 }
-CHECKPOINT_LOADERS: list[Callable] = []
-# modules that call register_checkpoint_loader when imported; each model appends its own at the end of this file
-LOADER_MODULES: list[str] = []
-
-
-def register_checkpoint_loader(loader: Callable) -> Callable:
-    """Let ``tpsep evaluate CHECKPOINT`` understand a new kind of checkpoint.
-
-    Args:
-        loader: ``loader(path: str, args: argparse.Namespace) -> separator | None``.
-
-    Returns:
-        ``loader`` itself, so it can be used as a decorator.
-    """
-    CHECKPOINT_LOADERS.append(loader)
-    return loader
 
 
 def _group_targets(targets) -> list[tuple[list[str], list[str]]]:
@@ -133,7 +119,7 @@ def evaluate(separator: Callable, tracks, targets=("vocals", "accompaniment"), *
     """Run ``separator`` on every track and score it.
 
     Args:
-        separator: ``separator(track) -> {name: (channels, samples)}``.
+        separator: ``separator(track) -> {name: (channels, samples)}``, or a separator module.
         tracks: list of :class:`tpsep.data.Track`.
         targets: sources to score; "accompaniment" = everything but the vocals.
         method: the name in the table (default: the separator's ``__name__``).
@@ -149,6 +135,8 @@ def evaluate(separator: Callable, tracks, targets=("vocals", "accompaniment"), *
     tracks = list(tracks)
     if not tracks:
         raise ValueError("evaluate got no tracks; check the dataset name and split")
+    if isinstance(separator, torch.nn.Module):
+        separator = track_separator(separator)
     method = method or getattr(separator, "__name__", "method")
     if progress:
         from tqdm.auto import tqdm
@@ -210,22 +198,13 @@ def _separators_from_args(args) -> list[tuple[str, Callable]]:
         return [(kind, masks.oracle_separator(kind, n_fft=args.n_fft, hop=args.hop)) for kind in args.oracle]
     if not args.checkpoint:
         raise SystemExit("tpsep evaluate: nothing to evaluate; give --oracle KIND or a CHECKPOINT")
-    if not Path(args.checkpoint).exists():
-        raise SystemExit(f"tpsep evaluate: checkpoint not found: {args.checkpoint}")
-    for name in LOADER_MODULES:
-        importlib.import_module(name)
-    failures = []
-    for loader in CHECKPOINT_LOADERS:
-        try:
-            separator = loader(args.checkpoint, args)
-        except Exception as error:  # a loader that chokes on another kind of file must not hide the others
-            failures.append(f"{getattr(loader, '__qualname__', loader)}: {type(error).__name__}: {error}")
-            continue
-        if separator is not None:
-            return [(Path(args.checkpoint).stem, separator)]
-    details = "".join(f"\n  {line}" for line in failures)
-    raise SystemExit(f"tpsep evaluate: no loader understands {args.checkpoint} (tried "
-                     f"{len(CHECKPOINT_LOADERS)}; expected a checkpoint written by tpsep train){details}")
+    separator = load_separator(args.checkpoint, device=getattr(args, "device", None) or "cpu")
+    extra = load_checkpoint(args.checkpoint).get("extra") or {}
+    if getattr(args, "refine", False) and hasattr(separator.config, "refine"):
+        separator.config.refine = True
+    label = f"{extra.get('model_name', type(separator).__name__)} ({Path(args.checkpoint).parent.name or '.'}/"\
+            f"{Path(args.checkpoint).name})"
+    return [(label, track_separator(separator))]
 
 
 def _load_tracks(dataset, split):
@@ -281,9 +260,3 @@ def evaluate_from_args(args) -> dict:
                         for method, values in results["summary"].items() if focus in values)
     print(f"{focus} {main_metric} (median over tracks): {figures}")
     return results
-
-
-# Conv-TasNet checkpoints (notebook 05): `tpsep evaluate runs/convtasnet/best.pt --dataset speech --metric si_sdr`
-LOADER_MODULES.append("tpsep.models.convtasnet")
-# U-Net checkpoints (notebooks 03-04): `tpsep evaluate runs/unet/best.pt --dataset music --split test`
-LOADER_MODULES.append("tpsep.separate")

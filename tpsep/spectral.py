@@ -1,10 +1,17 @@
-"""The STFT, its inverse, and the 512-bin convention used by the U-Net.
+"""The STFT, its inverse, the 512-bin convention, and patching.
 
 With ``n_fft = 1024`` a real signal has ``n_fft // 2 + 1 = 513`` frequency bins:
 bin 0 is DC and bin 512 is the Nyquist frequency. Networks that halve the
 frequency axis six times want a power of two, so they see 512 bins: we drop the
 Nyquist bin (the one with the least musical content, at 4096 Hz when the audio
 is sampled at 8192 Hz) and put it back before the inverse STFT.
+
+A network trained on patches of 128 frames cannot see a whole song at once:
+:func:`make_patches` cuts a spectrogram into overlapping patches,
+:func:`stitch_patches` puts the network's masks back in place, and
+:func:`reconstruct` turns a 512-bin mask into audio with the mixture's phase.
+The rate, n_fft and hop belong to each model's config (the U-Net's:
+8192 Hz, 1024, 768), not to this module.
 """
 
 from __future__ import annotations
@@ -12,10 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-N_FFT = 1024
-HOP = 768  # Jansson et al. (2017): n_fft 1024, hop 768 at 8192 Hz
-RATE = 8192
-BINS = 512
+N_FFT = 1024  # the default frame length: 513 bins, 512 once the Nyquist bin is dropped
+BINS = N_FFT // 2
 
 
 def as_tensor(x, name: str = "input") -> torch.Tensor:
@@ -152,3 +157,91 @@ def restore_bins(X_cropped, full=None) -> torch.Tensor:
                 f"{X_cropped.shape[-1]}), got {tuple(full.shape)}")
         top = full[..., -1:, :].to(X_cropped.dtype)
     return torch.cat([X_cropped, top], dim=-2)
+
+
+# ---- patches: a whole spectrogram through a network trained on 128-frame patches ----
+
+
+def patch_weights(patch_frames: int) -> torch.Tensor:
+    """Stitching weights over a patch's frames: a Hann bump, > 0 everywhere. ``(patch_frames,)``."""
+    return torch.hann_window(patch_frames + 2, periodic=False, dtype=torch.float64)[1:-1].float()
+
+
+def make_patches(mag: torch.Tensor, patch_frames: int = 128, hop_frames: int | None = None) -> torch.Tensor:
+    """Cut a magnitude spectrogram into overlapping patches along time.
+
+    The end is zero-padded so that every frame is inside at least one patch.
+
+    Args:
+        mag: ``(freq, frames)``.
+        patch_frames: frames per patch (128 for the U-Net).
+        hop_frames: step between patch starts (default ``patch_frames // 2``: 50% overlap).
+
+    Returns:
+        ``(n_patches, freq, patch_frames)`` with ``n_patches = 1 + ceil(max(frames - patch_frames, 0) / hop_frames)``.
+    """
+    hop_frames = hop_frames or patch_frames // 2
+    if mag.ndim != 2:
+        raise ValueError(f"make_patches expects one spectrogram (freq, frames), got shape {tuple(mag.shape)}")
+    if not 0 < hop_frames <= patch_frames:
+        raise ValueError(f"hop_frames must be in 1..{patch_frames}, got {hop_frames}")
+    frames = mag.shape[-1]
+    n_patches = 1 + -(-max(frames - patch_frames, 0) // hop_frames)
+    padded_frames = (n_patches - 1) * hop_frames + patch_frames
+    mag = torch.nn.functional.pad(mag, (0, padded_frames - frames))
+    return mag.unfold(-1, patch_frames, hop_frames).permute(1, 0, 2).contiguous()
+
+
+def stitch_patches(patches: torch.Tensor, hop_frames: int, total_frames: int) -> torch.Tensor:
+    """Put overlapping patches back in place: the inverse of :func:`make_patches`.
+
+    Each output frame is the weighted average of the patches that cover it, with
+    the weights of :func:`patch_weights`, so a mask stays a mask (in [0, 1]) and a
+    seam between two patches is a cross-fade, not a jump.
+
+    Args:
+        patches: ``(n_patches, freq, patch_frames)``; patch ``i`` starts at frame ``i * hop_frames``.
+        hop_frames: step between patch starts.
+        total_frames: number of frames to return (the padding is cut off).
+
+    Returns:
+        ``(freq, total_frames)``.
+    """
+    n_patches, freq, patch_frames = patches.shape
+    weights = patch_weights(patch_frames).to(patches.dtype)
+    length = (n_patches - 1) * hop_frames + patch_frames
+    if total_frames > length:
+        raise ValueError(f"{n_patches} patches of {patch_frames} frames (hop {hop_frames}) cover {length} frames, "
+                         f"fewer than total_frames={total_frames}")
+    out = torch.zeros(freq, length, dtype=patches.dtype)
+    norm = torch.zeros(length, dtype=patches.dtype)
+    for i in range(n_patches):
+        start = i * hop_frames
+        out[:, start:start + patch_frames] += weights * patches[i]
+        norm[start:start + patch_frames] += weights
+    return (out / norm)[:, :total_frames]
+
+
+def full_band_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Restore the dropped Nyquist bin of a 512-bin mask by repeating its neighbour: ``(..., 513, frames)``."""
+    return torch.cat([mask, mask[..., -1:, :]], dim=-2)
+
+
+def reconstruct(mask: torch.Tensor, mixture_stft: torch.Tensor, length: int, n_fft: int = N_FFT,
+                hop: int | None = None) -> torch.Tensor:
+    """Turn a 512-bin mask back into audio, with the mixture phase.
+
+    Args:
+        mask: ``(..., 512, frames)`` in [0, 1].
+        mixture_stft: complex ``(..., 513, frames)``.
+        length: samples to return (the mixture's length at the STFT's rate).
+        n_fft, hop: the STFT that made ``mixture_stft`` (the U-Net's: 1024 and 768).
+
+    Returns:
+        ``(..., length)`` waveform: ``istft(full_band_mask(mask) * mixture_stft)``.
+    """
+    if mask.shape[-2] + 1 != mixture_stft.shape[-2] or mask.shape[-1] != mixture_stft.shape[-1]:
+        raise ValueError(f"mask {tuple(mask.shape)} does not fit the mixture STFT {tuple(mixture_stft.shape)}: "
+                         f"expected (..., {mixture_stft.shape[-2] - 1}, {mixture_stft.shape[-1]})")
+    estimate = full_band_mask(mask).to(mixture_stft.real.dtype) * mixture_stft
+    return istft(estimate, n_fft=n_fft, hop=hop, length=length)

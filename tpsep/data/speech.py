@@ -15,12 +15,13 @@ import ctypes
 import json
 import platform
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy import signal
+
+from ..audio import resample
 
 SPEECH_VERSION = 2
 
@@ -210,8 +211,7 @@ def utterance(speaker, text: str, rate: int) -> np.ndarray:
     """One sentence by one speaker of :data:`SPEAKERS`, trimmed, at ``rate`` Hz, unit RMS: ``(samples,)``."""
     _, voice, pitch, pitch_range, wpm = speaker
     audio = trim(espeak().say(text, voice, pitch, pitch_range, wpm), ESPEAK_RATE)
-    ratio = Fraction(rate, ESPEAK_RATE)
-    audio = signal.resample_poly(audio, ratio.numerator, ratio.denominator)
+    audio = resample(audio, ESPEAK_RATE, rate, method="polyphase")
     return audio / (np.sqrt(np.mean(audio ** 2)) + 1e-12)
 
 

@@ -1,27 +1,20 @@
 """PyTorch datasets over lists of Tracks: random chunks, spectrogram patches, whole tracks.
 
-All three are seeded: item ``i`` of epoch ``e`` is the same on every run (call
-``set_epoch(e)`` to draw new chunks each epoch), so training curves in the
-notebooks are reproducible.
+All three are seeded: item ``i`` of epoch ``e`` is the same on every run, and
+``set_epoch(e)`` (which :func:`tpsep.train.fit` calls at the start of every epoch)
+draws new chunks, so training sees fresh examples each epoch while curves in the
+notebooks stay reproducible.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import torch
-from scipy import signal
 
 from .. import spectral
+from ..audio import resample
 
-
-def _resample(audio: np.ndarray, orig_rate: int, rate: int) -> np.ndarray:
-    """Resample ``(..., samples)`` from ``orig_rate`` to ``rate`` (polyphase filter)."""
-    if orig_rate == rate:
-        return audio
-    ratio = Fraction(rate, orig_rate)
-    return signal.resample_poly(audio, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+SILENCE_TRIES = 20  # redraws of a chunk whose source is silent before giving up with an error
 
 
 def _check_tracks(tracks, what: str) -> list:
@@ -48,10 +41,15 @@ class ChunkDataset(torch.utils.data.Dataset):
             never existed); the mixture is the sum of the sources.
         sources: which sources, in which order (default: the first track's).
         seed: base seed.
+        min_level_db: every source of a chunk must be louder than this (RMS in dB full scale);
+            a quieter one is drawn again, from the same seeded generator. On by default
+            (-60 dB): about 3 % of 1-s vocal chunks of the chorales are digital silence, and a
+            silent reference makes SI-SNR and any ``x / x.std()`` NaN. None keeps every chunk.
     """
 
     def __init__(self, tracks, seconds: float, rate: int | None = None, chunks_per_epoch: int | None = None,
-                 random_gains: tuple | None = None, remix: bool = False, sources=None, seed: int = 0):
+                 random_gains: tuple | None = None, remix: bool = False, sources=None, seed: int = 0,
+                 min_level_db: float | None = -60.0):
         self.tracks = _check_tracks(tracks, "ChunkDataset")
         rates = {t.rate for t in self.tracks}
         if rate is None and len(rates) > 1:
@@ -68,6 +66,7 @@ class ChunkDataset(torch.utils.data.Dataset):
         total = sum(t.duration for t in self.tracks)
         self.length = int(chunks_per_epoch or max(1, total // seconds))
         self.random_gains, self.remix, self.seed, self.epoch = random_gains, remix, seed, 0
+        self.min_level_db = min_level_db
         self.weights = np.array([t.frames for t in self.tracks], dtype=np.float64)
         self.weights /= self.weights.sum()
 
@@ -87,22 +86,37 @@ class ChunkDataset(torch.utils.data.Dataset):
             sources = {**sources, "accompaniment": np.sum([v for k, v in sources.items() if k != "vocals"], axis=0)}
         names = self.source_names if source is None else (source,)
         stack = np.stack([mixture] + [sources[s] for s in names]).astype(np.float32)
-        stack = _resample(stack, track.rate, self.rate)[..., :self.samples]
+        stack = resample(stack, track.rate, self.rate)[..., :self.samples]
         if stack.shape[-1] < self.samples:  # a track shorter than a chunk: pad with silence
             stack = np.pad(stack, ((0, 0), (0, 0), (0, self.samples - stack.shape[-1])))
         return stack[0], stack[1:]
+
+    def _loud_enough(self, sources: np.ndarray) -> bool:
+        """True when every source ``(n, channels, samples)`` is above ``min_level_db``."""
+        if self.min_level_db is None:
+            return True
+        rms = np.sqrt(np.mean(sources.astype(np.float64) ** 2, axis=(-2, -1)))
+        return bool(np.all(20 * np.log10(rms + 1e-20) > self.min_level_db))
+
+    def _draw(self, rng, source: str | None):
+        """A random chunk (of one source, or of the whole track), drawn again while a source is silent."""
+        for _ in range(SILENCE_TRIES):
+            mixture, sources = self._read(self.tracks[rng.choice(len(self.tracks), p=self.weights)], rng, source)
+            if self._loud_enough(sources):
+                return mixture, sources
+        raise ValueError(f"ChunkDataset: {SILENCE_TRIES} chunks of {self.samples / self.rate:g} s in a row had a "
+                         f"source below {self.min_level_db} dB (sources {list(self.source_names)}); the tracks "
+                         "are mostly silent, or pass min_level_db=None to keep silent chunks")
 
     def __getitem__(self, index: int):
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} chunks")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.remix:
-            parts = [self._read(self.tracks[rng.choice(len(self.tracks), p=self.weights)], rng, s)[1][0]
-                     for s in self.source_names]
-            sources = np.stack(parts)
+            sources = np.stack([self._draw(rng, s)[1][0] for s in self.source_names])
             mixture = None
         else:
-            mixture, sources = self._read(self.tracks[rng.choice(len(self.tracks), p=self.weights)], rng, None)
+            mixture, sources = self._draw(rng, None)
         if self.random_gains is not None:
             low, high = self.random_gains
             gains = 10 ** (rng.uniform(low, high, size=len(self.source_names)) / 20)
@@ -128,11 +142,9 @@ class SpectrogramPatchDataset(torch.utils.data.Dataset):
             (evaluation, visualisation).
     """
 
-    def __init__(self, tracks, target: str = "vocals", rate: int = spectral.RATE, n_fft: int = spectral.N_FFT,
-                 hop: int = spectral.HOP, bins: int = spectral.BINS, frames: int = 128,
+    def __init__(self, tracks, target: str = "vocals", rate: int = 8192, n_fft: int = 1024,
+                 hop: int = 768, bins: int = 512, frames: int = 128,
                  patches_per_epoch: int | None = None, random: bool = True, seed: int = 0):
-        import librosa
-
         self.tracks = _check_tracks(tracks, "SpectrogramPatchDataset")
         if bins != n_fft // 2:
             raise ValueError(f"bins={bins} but n_fft={n_fft} gives {n_fft // 2 + 1} bins; expected bins = n_fft // 2 "
@@ -144,8 +156,7 @@ class SpectrogramPatchDataset(torch.utils.data.Dataset):
             pair = np.stack([track.mixture.mean(axis=0), track.stem(target).mean(axis=0)])
             if not was_loaded:
                 track.unload()
-            if track.rate != rate:
-                pair = librosa.resample(pair, orig_sr=track.rate, target_sr=rate, res_type="soxr_hq")
+            pair = resample(pair, track.rate, rate)
             mags = spectral.crop_bins(spectral.magnitude(spectral.stft(pair.astype(np.float32), n_fft=n_fft, hop=hop)), bins)
             if mags.shape[-1] < frames:  # shorter than a patch: pad with silence
                 mags = torch.nn.functional.pad(mags, (0, frames - mags.shape[-1]))
@@ -158,6 +169,7 @@ class SpectrogramPatchDataset(torch.utils.data.Dataset):
         self.weights = lengths / lengths.sum()
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw different patches for a new epoch (still deterministic)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

@@ -6,7 +6,7 @@ import torch
 
 from tpsep import spectral
 from tpsep.exercises import register
-from tpsep.separate import reconstruct, stitch_patches
+from tpsep.spectral import reconstruct, stitch_patches
 
 
 def _stitch_inputs(rng):
@@ -33,7 +33,12 @@ def _reconstruct_inputs(rng):
     return (mask, mixture_stft, samples), {}
 
 
-register("04.reconstruct", reference=reconstruct, make_inputs=_reconstruct_inputs,
+def reconstruct_at_the_unet_setting(mask, mixture_stft, length):
+    """The reference of exercise 2: :func:`tpsep.spectral.reconstruct` with the U-Net's n_fft 1024, hop 768."""
+    return reconstruct(mask, mixture_stft, length, n_fft=1024, hop=768)
+
+
+register("04.reconstruct", reference=reconstruct_at_the_unet_setting, make_inputs=_reconstruct_inputs,
          hint="give the Nyquist bin the mask of bin 511 (torch.cat along the frequency axis), multiply the "
               "complex mixture STFT, then spectral.istft(..., n_fft=1024, hop=768, length=length)",
          atol=1e-4, rtol=1e-3)

@@ -16,7 +16,10 @@ The model has three parts, in the paper's notation:
                length L back to a waveform, one per source.
 
 Everything is a plain function of the config below; ``print(model)`` is short
-and the constructor prints the parameter count.
+and the constructor prints the parameter count. The model is its own separator:
+``(batch, channels, samples)`` at ``config.rate`` in, ``(batch, C, channels, samples)``
+out, each channel separated on its own. The paper's single-channel view,
+``(batch, samples)`` in and ``(batch, C, samples)`` out, works too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from tpsep import spectral
+from tpsep.models import count_parameters, mono_channels, parameter_report
 
 
 @dataclass
@@ -43,6 +49,7 @@ class ConvTasNetConfig:
     norm: str = "gLN"  # "gLN" (global, non-causal) or "cLN" (cumulative, causal)
     causal: bool = False  # causal convolutions (pad on the left only)
     mask_activation: str = "sigmoid"  # "sigmoid" or "relu"
+    rate: int = 8000  # the sample rate it separates at (wsj0-2mix: 8 kHz)
 
 
 # Two configurations from the paper's table of hyperparameters, with the sizes it reports.
@@ -58,7 +65,7 @@ class ReceptiveField(NamedTuple):
     ms: float  # the same span in milliseconds
 
 
-def receptive_field(config: ConvTasNetConfig, rate: int = 8000) -> ReceptiveField:
+def receptive_field(config: ConvTasNetConfig, rate: int | None = None) -> ReceptiveField:
     """How much input one output frame can see.
 
     Each depthwise convolution of kernel P and dilation d adds (P - 1) * d frames,
@@ -68,7 +75,7 @@ def receptive_field(config: ConvTasNetConfig, rate: int = 8000) -> ReceptiveFiel
     """
     frames = 1 + config.R * sum((config.P - 1) * 2**i for i in range(config.X))
     samples = (frames - 1) * (config.L // 2) + config.L
-    return ReceptiveField(frames, samples, 1000.0 * samples / rate)
+    return ReceptiveField(frames, samples, 1000.0 * samples / (rate or config.rate))
 
 
 class GlobalLayerNorm(nn.Module):
@@ -138,8 +145,8 @@ class TCNBlock(nn.Module):
 
 
 class ConvTasNet(nn.Module):
-    """Conv-TasNet. Input mixture (batch, samples) or (batch, 1, samples);
-    output estimated sources (batch, C, samples)."""
+    """Conv-TasNet. Input mixture ``(batch, channels, samples)``: output ``(batch, C, channels, samples)``;
+    or the paper's mono view, ``(batch, samples)``: output ``(batch, C, samples)``."""
 
     def __init__(self, config: ConvTasNetConfig = COURSE, verbose: bool = True):
         super().__init__()
@@ -160,10 +167,10 @@ class ConvTasNet(nn.Module):
         self.mask_conv = nn.Conv1d(c.Sc, c.C * c.N, 1)
         self.decoder = nn.ConvTranspose1d(c.N, 1, c.L, stride=c.L // 2, bias=False)
         if verbose:
-            print(f"ConvTasNet: {self.num_parameters() / 1e6:.2f}M parameters")
+            print(parameter_report(self))
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return count_parameters(self)
 
     def masks(self, w):
         """Separator: encoder output w (batch, N, frames) -> masks (batch, C, N, frames)."""
@@ -177,10 +184,14 @@ class ConvTasNet(nn.Module):
         return m.view(w.shape[0], self.config.C, self.config.N, -1)
 
     def forward(self, mixture):
-        if mixture.dim() == 3 and mixture.shape[1] == 1:
-            mixture = mixture[:, 0]
-        if mixture.dim() != 2:
-            raise ValueError(f"expected a mono mixture (batch, samples) or (batch, 1, samples), got shape {tuple(mixture.shape)}")
+        if isinstance(mixture, torch.Tensor) and mixture.dim() == 2:
+            return self.separate_mono(mixture)
+        flat, (batch, channels) = mono_channels(mixture, "ConvTasNet")
+        sources = self.separate_mono(flat)                          # (batch * channels, C, samples)
+        return sources.view(batch, channels, self.config.C, -1).transpose(1, 2)
+
+    def separate_mono(self, mixture):
+        """The paper's network: ``(batch, samples)`` -> ``(batch, C, samples)``."""
         batch, samples = mixture.shape
         hop = self.config.L // 2
         # pad so that the frames tile the signal exactly; cropped again at the end
@@ -196,158 +207,49 @@ class ConvTasNet(nn.Module):
 # ---- the baseline it is compared with: a mask on STFT magnitudes ----
 
 
+@dataclass
+class STFTMaskConfig:
+    n_fft: int = 256  # 32 ms at 8 kHz
+    hop: int = 64
+    hidden: int = 128  # BLSTM units per direction
+    layers: int = 2
+    C: int = 2
+    rate: int = 8000
+
+
 class STFTMaskNet(nn.Module):
     """A small spectrogram-domain separator, trained like Conv-TasNet (SI-SNR with PIT).
 
     STFT (n_fft 256 = 32 ms at 8 kHz, hop 64), log-magnitude features, a 2-layer
     BLSTM over frames, C sigmoid masks applied to the complex mixture STFT (so the
-    mixture phase is kept), inverse STFT. Input (batch, samples) or (batch, 1, samples);
-    output (batch, C, samples).
+    mixture phase is kept), inverse STFT. Same shapes as :class:`ConvTasNet`.
+    ``STFTMaskNet(hidden=64)`` is short for ``STFTMaskNet(STFTMaskConfig(hidden=64))``.
     """
 
-    def __init__(self, n_fft: int = 256, hop: int = 64, hidden: int = 128, layers: int = 2, C: int = 2,
-                 verbose: bool = True):
+    def __init__(self, config: STFTMaskConfig | None = None, verbose: bool = True, **settings):
         super().__init__()
-        self.n_fft, self.hop, self.C = n_fft, hop, C
-        bins = n_fft // 2 + 1
-        self.blstm = nn.LSTM(bins, hidden, num_layers=layers, batch_first=True, bidirectional=True)
-        self.to_masks = nn.Linear(2 * hidden, C * bins)
+        c = self.config = config or STFTMaskConfig(**settings)
+        bins = c.n_fft // 2 + 1
+        self.blstm = nn.LSTM(bins, c.hidden, num_layers=c.layers, batch_first=True, bidirectional=True)
+        self.to_masks = nn.Linear(2 * c.hidden, c.C * bins)
         if verbose:
-            print(f"STFTMaskNet: {sum(p.numel() for p in self.parameters()) / 1e6:.2f}M parameters")
+            print(parameter_report(self))
 
     def forward(self, mixture):
-        from tpsep import spectral
+        if isinstance(mixture, torch.Tensor) and mixture.dim() == 2:
+            return self.separate_mono(mixture)
+        flat, (batch, channels) = mono_channels(mixture, "STFTMaskNet")
+        return self.separate_mono(flat).view(batch, channels, self.config.C, -1).transpose(1, 2)
 
-        if mixture.dim() == 3 and mixture.shape[1] == 1:
-            mixture = mixture[:, 0]
-        if mixture.dim() != 2:
-            raise ValueError(f"expected a mono mixture (batch, samples) or (batch, 1, samples), got shape {tuple(mixture.shape)}")
-        X = spectral.stft(mixture, n_fft=self.n_fft, hop=self.hop)  # (batch, bins, frames), complex
+    def separate_mono(self, mixture):
+        """``(batch, samples)`` -> ``(batch, C, samples)``."""
+        c = self.config
+        X = spectral.stft(mixture, n_fft=c.n_fft, hop=c.hop)  # (batch, bins, frames), complex
         features = torch.log1p(X.abs()).transpose(1, 2)  # (batch, frames, bins)
         hidden, _ = self.blstm(features)
         masks = torch.sigmoid(self.to_masks(hidden))  # (batch, frames, C * bins)
-        masks = masks.view(X.shape[0], X.shape[2], self.C, -1).permute(0, 2, 3, 1)  # (batch, C, bins, frames)
-        return spectral.istft(masks * X[:, None], n_fft=self.n_fft, hop=self.hop, length=mixture.shape[-1])
-
-
-# ---- training from the command line: `tpsep train convtasnet` ----
-
-
-def build_model(model_config: dict) -> nn.Module:
-    """Rebuild a model from the plain dict stored in a checkpoint (``extra["model_config"]``).
-
-    ``{"kind": "stft_mask", ...}`` gives the :class:`STFTMaskNet` baseline; anything else
-    is a :class:`ConvTasNetConfig` as a dict.
-    """
-    model_config = dict(model_config)
-    if model_config.pop("kind", "convtasnet") == "stft_mask":
-        return STFTMaskNet(**model_config, verbose=False)
-    return ConvTasNet(ConvTasNetConfig(**model_config), verbose=False)
-
-
-def pit_loss_fn(model, batch):
-    """``loss_fn`` for :func:`tpsep.train.fit`: batch = (mixture (batch, 1, samples),
-    sources (batch, C, 1, samples)) from a ChunkDataset; returns minus the PIT SI-SNR."""
-    from tpsep.losses import pit_si_snr_loss
-
-    mixture, sources = batch
-    return pit_si_snr_loss(model(mixture), sources[:, :, 0])
-
-
-def training_recipe(args):
-    """``tpsep train convtasnet``: the course configuration on 2-second chunks of the speech set.
-
-    ``--option`` keys: any :class:`ConvTasNetConfig` field (``N=128 X=8 ...``), ``seconds=2.0``
-    (chunk length), ``model=stft_mask`` (train the STFT-mask baseline instead, with ``hidden=``).
-    Returns ``(model, loss_fn, train_loader, valid_loader, extra)``.
-    """
-    from torch.utils.data import DataLoader
-
-    from tpsep import data
-
-    options = dict(getattr(args, "options", None) or {})
-    seconds = float(options.pop("seconds", 2.0))
-    kind = options.pop("model", "convtasnet")
-    dataset = getattr(args, "dataset", None) or "speech"
-    train_tracks = data.load_dataset(dataset, split="train")
-    valid_tracks = data.load_dataset(dataset, split="valid")
-    C = len(train_tracks[0].source_names)
-    if kind == "stft_mask":
-        model_config = {"kind": "stft_mask", "C": C, **options}
-    elif kind == "convtasnet":
-        unknown = set(options) - set(asdict(COURSE))
-        if unknown:
-            raise ValueError(f"unknown Conv-TasNet option(s) {sorted(unknown)}; expected fields of "
-                             f"ConvTasNetConfig {sorted(asdict(COURSE))}, or seconds=, model=")
-        model_config = asdict(ConvTasNetConfig(**{**asdict(COURSE), "C": C, **options}))
-    else:
-        raise ValueError(f"--option model={kind!r}: expected 'convtasnet' or 'stft_mask'")
-    model = build_model(model_config)
-    print(f"{type(model).__name__}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    batch_size = getattr(args, "batch_size", 8)
-    workers = getattr(args, "num_workers", 0)
-    train_loader = DataLoader(data.ChunkDataset(train_tracks, seconds), batch_size=batch_size, shuffle=True,
-                              drop_last=True, num_workers=workers)
-    valid_loader = DataLoader(data.ChunkDataset(valid_tracks, seconds), batch_size=batch_size,
-                              num_workers=workers)
-    extra = {"model_config": model_config, "rate": train_tracks[0].rate,
-             "source_names": list(train_tracks[0].source_names), "seconds": seconds}
-    return model, pit_loss_fn, train_loader, valid_loader, extra
-
-
-# ---- separating whole tracks, and `tpsep evaluate CHECKPOINT` ----
-
-
-def separator_from_model(model: nn.Module, align: bool = True):
-    """A separator ``separator(track) -> {source name: estimate (1, samples)}`` for :mod:`tpsep.evaluation`.
-
-    The network's outputs come in no particular order (it was trained with PIT). With
-    ``align=True`` they are matched to the track's true sources by the permutation of best
-    SI-SNR, as every speech-separation benchmark does; the estimates themselves are untouched.
-    """
-    from tpsep.losses import apply_permutation, pit_si_snr
-
-    def separator(track) -> dict:
-        mixture = torch.as_tensor(track.mixture)  # (1, samples)
-        if mixture.shape[0] != 1:
-            raise ValueError(f"Conv-TasNet separates mono mixtures; track {track.name!r} has {mixture.shape[0]} channels")
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            estimates = model.eval()(mixture.to(device)).cpu()  # (1, C, samples)
-        names = list(track.source_names)
-        if len(names) != estimates.shape[1]:
-            raise ValueError(f"this model separates {estimates.shape[1]} sources, track {track.name!r} has "
-                             f"{len(names)} {names} (for the speech set, pass --dataset speech)")
-        if align:
-            references = torch.stack([torch.as_tensor(track.sources[n][0]) for n in names])[None]
-            _, permutation = pit_si_snr(estimates, references)
-            estimates = apply_permutation(estimates, permutation)
-        return {name: estimates[0, i : i + 1].numpy() for i, name in enumerate(names)}
-
-    separator.__name__ = type(model).__name__
-    return separator
-
-
-def checkpoint_separator(path, args=None):
-    """``tpsep evaluate CHECKPOINT`` loader: a separator for a checkpoint written by
-    ``tpsep train convtasnet`` (Conv-TasNet or the STFT-mask baseline), else None."""
-    from tpsep.train import load_checkpoint, load_model
-
-    extra = load_checkpoint(path).get("extra") or {}
-    if extra.get("model_name") != "convtasnet":
-        return None
-    model, _ = load_model(path)
-    return separator_from_model(model)
-
-
-def _register_checkpoint_loader():
-    from tpsep import evaluation
-
-    if checkpoint_separator not in evaluation.CHECKPOINT_LOADERS:
-        evaluation.register_checkpoint_loader(checkpoint_separator)
-
-
-_register_checkpoint_loader()  # `tpsep evaluate` imports this module (evaluation.LOADER_MODULES)
+        masks = masks.view(X.shape[0], X.shape[2], c.C, -1).permute(0, 2, 3, 1)  # (batch, C, bins, frames)
+        return spectral.istft(masks * X[:, None], n_fft=c.n_fft, hop=c.hop, length=mixture.shape[-1])
 
 
 if __name__ == "__main__":

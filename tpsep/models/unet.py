@@ -16,6 +16,12 @@ fine time-frequency detail that the bottleneck loses comes back for the mask.
 
 The paper: depth 6, channels 16, 32, 64, 128, 256, 512. The course default is
 depth 6 with channels capped at 128, small enough to train on a laptop CPU.
+
+:class:`UNet` is the network that notebook 03 trains on patches. :class:`UNetSeparator`
+wraps it with its front end, as open-unmix's ``Separator`` wraps its model: from a
+mixture waveform at 8192 Hz to the target and the rest, through the STFT, the
+512-bin crop, 128-frame patches and their stitching, and the inverse STFT with the
+mixture's phase (notebook 04).
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+
+from tpsep import masks, spectral
+from tpsep.models import count_parameters, mono_channels, parameter_report
 
 
 @dataclass
@@ -36,6 +45,13 @@ class UNetConfig:
     dropout: float = 0.5        # on the first `dropout_layers` decoder levels
     dropout_layers: int = 3
     mask_bias: float = 0.0      # initial bias before the sigmoid: 0 -> masks start at 0.5
+    # the front end (Jansson et al. 2017): 8192 Hz, n_fft 1024 (513 bins, 512 seen), hop 768, 128-frame patches
+    rate: int = 8192
+    n_fft: int = 1024
+    hop: int = 768
+    patch_frames: int = 128
+    target: str = "vocals"      # what the mask extracts; the separator's second source is the rest
+    refine: bool = False        # Wiener-like refinement of the mask at separation time (tpsep.masks.wiener_refine)
 
     def level_channels(self) -> list[int]:
         """Output channels of each encoder level, e.g. [16, 32, 64, 128, 128, 128]."""
@@ -106,10 +122,10 @@ class UNet(nn.Module):
             self.decoder.append(DecoderBlock(c_in, c_out, config, dropout, last=(level == 0)))
         nn.init.constant_(self.decoder[-1].conv.bias, config.mask_bias)
         if verbose:
-            print(f"U-Net: depth {config.depth}, channels {widths}, {self.num_parameters():,} parameters")
+            print(parameter_report(self, f"depth {config.depth}, channels {widths}"))
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return count_parameters(self)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ValueError that says what is wrong with the shape of ``x``."""
@@ -118,7 +134,8 @@ class UNet(nn.Module):
         factor = 2 ** self.config.depth
         for axis, size in (("freq", x.shape[1]), ("frames", x.shape[2])):
             if size % factor:
-                hint = " (513 bins? crop the Nyquist bin: tpsep.spectral.crop_bins)" if axis == "freq" else ""
+                hint = (f" ({size} bins? crop the Nyquist bin: tpsep.spectral.crop_bins)"
+                        if axis == "freq" and size % 2 else "")
                 raise ValueError(
                     f"U-Net of depth {self.config.depth} halves each axis {self.config.depth} times, so {axis} "
                     f"must be a multiple of {factor}; got {size} in shape {tuple(x.shape)}{hint}")
@@ -136,54 +153,62 @@ class UNet(nn.Module):
         return torch.sigmoid(h.squeeze(1))      # (batch, F, T)
 
 
-def build_model(model_config: dict | None = None, verbose: bool = False) -> UNet:
-    """Rebuild a U-Net from the plain dict stored in a checkpoint (see :func:`tpsep.train.load_model`)."""
-    return UNet(UNetConfig(**(model_config or {})), verbose=verbose)
+class UNetSeparator(nn.Module):
+    """The U-Net with its front end: mixture waveform in, target and rest out.
 
+    Input: mixture ``(batch, channels, samples)`` at ``config.rate`` (8192 Hz); each channel
+    is separated on its own. Output: ``(batch, 2, channels, samples)``: the target
+    (``sources[0]``, e.g. vocals) and the rest (``sources[1]``, the mixture minus the target).
 
-# ---- the recipe behind `tpsep train unet` (see tpsep.train) ----
-
-def training_recipe(args):
-    """Model, loss and data for ``tpsep train unet``.
-
-    ``args``: the parsed command line; uses ``dataset`` (default "music"), ``batch_size``,
-    ``seed``, ``num_workers`` and ``options`` (``--option KEY=VALUE``): any
-    :class:`UNetConfig` field (``depth``, ``channels``, ``max_channels``, ``mask_bias``, ...),
-    ``target`` (default "vocals") and ``patches_per_epoch`` (random patches per epoch).
-
-    Returns:
-        ``(model, loss_fn, train_loader, valid_loader, extra)``; ``extra`` says how to
-        rebuild the model and what it separates.
+    Steps: pad to whole hops (so the inverse STFT returns every sample); STFT (n_fft 1024,
+    hop 768): ``(513, frames)``; drop the Nyquist bin; cut the magnitude into 128-frame
+    patches that overlap by half; mask each patch with the U-Net; stitch the masks (a
+    cross-fade); give the Nyquist bin its neighbour's mask; multiply the mixture STFT
+    (keeping its phase); inverse STFT.
     """
-    from dataclasses import asdict, fields
 
-    from torch.utils.data import DataLoader
+    def __init__(self, config: UNetConfig = COURSE, unet: UNet | None = None, verbose: bool = False):
+        super().__init__()
+        self.config = config
+        if config.n_fft // 2 % 2 ** config.depth:
+            raise ValueError(f"n_fft={config.n_fft} gives {config.n_fft // 2} bins once the Nyquist bin is dropped, "
+                             f"not a multiple of 2**depth = {2 ** config.depth}")
+        self.unet = unet if unet is not None else UNet(config, verbose=verbose)
+        rest = "accompaniment" if config.target == "vocals" else "rest"
+        self.sources = (config.target, rest)
+        self.residual_source = rest   # tpsep.separate recomputes it at the input's rate: mixture - target
 
-    from tpsep import data
-    from tpsep.losses import l1_mask_loss
+    def mask(self, mixture_mag: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+        """The U-Net's mask for whole spectrograms, patch by patch.
 
-    options = dict(getattr(args, "options", None) or {})
-    config_keys = {f.name for f in fields(UNetConfig)}
-    config = UNetConfig(**{k: options.pop(k) for k in list(options) if k in config_keys})
-    target = options.pop("target", "vocals")
-    dataset_options = options  # the rest goes to the patch dataset (e.g. patches_per_epoch)
-    dataset = getattr(args, "dataset", None) or "music"
+        Args:
+            mixture_mag: ``(items, 512, frames)`` magnitudes, the Nyquist bin already dropped.
 
-    seed = getattr(args, "seed", 0)
-    train_set = data.SpectrogramPatchDataset(data.load_dataset(dataset, split="train"), target=target,
-                                             seed=seed, **dataset_options)
-    valid_set = data.SpectrogramPatchDataset(data.load_dataset(dataset, split="valid"), target=target,
-                                             random=False)
-    workers = getattr(args, "num_workers", 0) or 0
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                              num_workers=workers)
-    valid_loader = DataLoader(valid_set, batch_size=args.batch_size, shuffle=False, num_workers=workers)
-    model = UNet(config)
+        Returns:
+            ``(items, 512, frames)`` in [0, 1].
+        """
+        bins = self.config.n_fft // 2
+        if mixture_mag.ndim != 3 or mixture_mag.shape[-2] != bins:
+            raise ValueError(f"UNetSeparator.mask expects (items, {bins}, frames) magnitudes (crop the Nyquist bin "
+                             f"with tpsep.spectral.crop_bins), got shape {tuple(mixture_mag.shape)}")
+        frames, hop_frames = self.config.patch_frames, self.config.patch_frames // 2
+        device = next(self.unet.parameters()).device
+        stitched = []
+        for mag in mixture_mag:
+            patches = spectral.make_patches(mag.float(), frames, hop_frames)
+            outputs = [self.unet(chunk.to(device)).cpu() for chunk in patches.split(batch_size)]
+            stitched.append(spectral.stitch_patches(torch.cat(outputs), hop_frames, mag.shape[-1]))
+        return torch.stack(stitched)
 
-    def loss_fn(model, batch):
-        mixture_mag, target_mag = batch             # (batch, 512, 128) each, raw magnitudes
-        return l1_mask_loss(model(mixture_mag), mixture_mag, target_mag)
-
-    extra = {"model_name": "unet", "model_config": asdict(config), "target": target, "dataset": str(dataset),
-             "rate": 8192, "n_fft": 1024, "hop": 768}
-    return model, loss_fn, train_loader, valid_loader, extra
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        flat, (batch, channels) = mono_channels(mixture, "UNetSeparator")
+        samples = flat.shape[-1]
+        padded = nn.functional.pad(flat, (0, -samples % c.hop)).cpu()
+        X = spectral.stft(padded, n_fft=c.n_fft, hop=c.hop)                       # (items, 513, frames)
+        mask = self.mask(spectral.crop_bins(X.abs(), c.n_fft // 2))
+        if c.refine:
+            mask = masks.wiener_refine(mask)
+        target = spectral.reconstruct(mask, X, padded.shape[-1], c.n_fft, c.hop)[..., :samples]
+        target = target.to(mixture.device).view(batch, channels, samples)
+        return torch.stack([target, mixture - target], dim=1)                     # (batch, 2, channels, samples)
