@@ -173,6 +173,12 @@ def stale_notebooks(root: Path = ROOT) -> list[str]:
     return stale
 
 
+def strip_colours(text: str) -> str:
+    """``text`` without the terminal colour codes (ANSI escapes) that tracebacks carry."""
+    import re
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
 def grade(folder: Path | str, out_csv: Path | str | None = None, timeout: int = 900):
     """Run every student notebook in ``folder`` and collect its exercise checks.
 
@@ -200,7 +206,7 @@ def grade(folder: Path | str, out_csv: Path | str | None = None, timeout: int = 
             try:
                 execute(notebook, path.parent, timeout)
             except CellExecutionError as error:
-                crashed = str(error).strip().splitlines()[-1][:200]
+                crashed = strip_colours(str(error)).strip().splitlines()[-1][:200]
             finally:
                 if previous is None:
                     os.environ.pop("TPSEP_RESULTS")
@@ -210,7 +216,7 @@ def grade(folder: Path | str, out_csv: Path | str | None = None, timeout: int = 
             results = read_results(results_path)
         for result in results:
             rows.append({"notebook": path.name, "exercise": result["exercise"],
-                         "status": result["status"], "message": result["message"]})
+                         "status": result["status"], "message": strip_colours(result["message"])})
         if crashed:
             rows.append({"notebook": path.name, "exercise": "(notebook)", "status": "crashed",
                          "message": crashed})

@@ -173,6 +173,10 @@ def _stack_sources(references, estimates):
         estimates = estimates[:, None]
     if references.ndim != 3:
         raise ValueError(f"references must be (n_sources, channels, samples), got shape {references.shape}")
+    for name, x in (("references", references), ("estimates", estimates)):
+        if x.ndim == 3 and x.shape[1] > 8 and x.shape[2] <= 8:
+            raise ValueError(f"{name} of shape {x.shape} look like (n_sources, samples, channels), museval's "
+                             "layout; tpsep takes (n_sources, channels, samples): pass x.transpose(0, 2, 1)")
     if estimates.shape != references.shape:
         raise ValueError(f"estimates {estimates.shape} and references {references.shape} must have the "
                          "same shape (n_sources, channels, samples); trim or pad the estimates first")

@@ -32,6 +32,19 @@ def as_tensor(x, name: str = "input") -> torch.Tensor:
     return x
 
 
+def check_frames(n_fft, hop, owner: str) -> int:
+    """Check ``n_fft`` and ``hop`` (positive integers, hop <= n_fft); returns the hop (default ``n_fft // 4``)."""
+    for name, value in (("n_fft", n_fft), ("hop", hop)):
+        if value is None and name == "hop":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{owner}: {name} must be a positive integer number of samples, got {value!r}")
+    hop = n_fft // 4 if hop is None else hop
+    if hop > n_fft:
+        raise ValueError(f"{owner}: hop={hop} is longer than the frame (n_fft={n_fft}): samples would be skipped")
+    return int(hop)
+
+
 def make_window(name: str, n_fft: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """A periodic analysis window of length ``n_fft``: "hann", "hamming", "blackman" or "rectangular"."""
     makers = {
@@ -58,13 +71,13 @@ def stft(x, n_fft: int = N_FFT, hop: int | None = None, window: str = "hann") ->
         complex tensor ``(..., n_fft // 2 + 1, frames)`` with centred frames.
     """
     x = as_tensor(x)
-    hop = hop or n_fft // 4
+    hop = check_frames(n_fft, hop, "stft")
     if not torch.is_floating_point(x):
         raise TypeError(f"stft expects a floating-point signal, got dtype {x.dtype}")
     if x.shape[-1] < n_fft // 2 + 1:
         raise ValueError(f"signal of {x.shape[-1]} samples is too short for n_fft={n_fft} (needs > n_fft/2)")
-    if torch.isnan(x).any():
-        raise ValueError("stft input contains NaN; check the audio or the previous step")
+    if not torch.isfinite(x).all():
+        raise ValueError("stft input contains NaN or Inf; check the audio or the previous step")
     lead = x.shape[:-1]
     win = make_window(window, n_fft, device=x.device, dtype=x.dtype)
     X = torch.stft(x.reshape(-1, x.shape[-1]), n_fft, hop_length=hop, window=win,
@@ -84,7 +97,7 @@ def istft(X, n_fft: int = N_FFT, hop: int | None = None, window: str = "hann",
         real tensor ``(..., samples)``.
     """
     X = as_tensor(X)
-    hop = hop or n_fft // 4
+    hop = check_frames(n_fft, hop, "istft")
     bins = n_fft // 2 + 1
     if X.shape[-2] != bins:
         raise ValueError(
