@@ -8,6 +8,13 @@ setting (8192 Hz, n_fft 1024, hop 768). Prints the figures; it asserts nothing.
     python benchmarks/unet_long_run.py --minutes 20 --out runs/unet_long --json /tmp/unet_long.json
 
 On a shared CPU pass --threads 1. Timings depend on the machine and its load.
+
+Measured (2026-11-30, 2-core CPU, 1 thread, four runs side by side, `--max-steps 1211`,
+the step count of the recorded 15-minute run), before and after the trainer told the
+patch dataset the epoch (new random patches every epoch): vocals SDR 12.90 -> 12.66 dB,
+accompaniment 15.61 -> 15.88 dB, against 13.77 dB for the IRM at 8192 Hz. With 800
+random patches per epoch over 20 minutes of music, each epoch already covered the
+data many times: the fix changes nothing measurable here.
 """
 
 from __future__ import annotations
@@ -15,10 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict, replace
 
 import torch
-
-from dataclasses import asdict, replace
 
 import tpsep
 from tpsep import data, evaluation, masks, metrics, separate
