@@ -10,7 +10,8 @@ from tpsep import spectral
 from tpsep.masks import wiener_refine
 from tpsep.models.convtasnet import ConvTasNet, ConvTasNetConfig
 from tpsep.models.unet import UNet, UNetConfig, UNetSeparator
-from tpsep.separate import as_mixture, separate, track_separator
+from tpsep.audio import as_mixture
+from tpsep.separate import separate, track_separator
 from tpsep.spectral import full_band_mask, make_patches, reconstruct, stitch_patches
 
 torch.set_num_threads(1)

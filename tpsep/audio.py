@@ -88,6 +88,40 @@ def set_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot turn {audio.shape[0]} channels into {channels}")
 
 
+def as_mixture(mixture, rate: int, owner: str = "separate") -> np.ndarray:
+    """``mixture`` as float32 ``(channels, samples)``, checked; integer PCM is scaled to [-1, 1).
+
+    A ``(samples, channels)`` array (soundfile's layout) is refused with the transpose named,
+    never guessed into thousands of channels.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise ValueError(f"{owner}: rate must be a positive integer in Hz, got {rate!r}")
+    if hasattr(mixture, "detach"):  # a torch tensor
+        mixture = mixture.detach().cpu().numpy()
+    mixture = np.asarray(mixture)
+    if np.issubdtype(mixture.dtype, np.integer):
+        scale = float(2 ** (8 * mixture.dtype.itemsize - 1))
+        mixture = mixture.astype(np.float32) / scale   # int16 PCM: 32767 -> 0.99997
+    elif not np.issubdtype(mixture.dtype, np.floating):
+        raise ValueError(f"{owner}: expected float or integer PCM audio, got dtype {mixture.dtype}")
+    mixture = mixture.astype(np.float32, copy=False)
+    if mixture.ndim == 1:
+        mixture = mixture[None]
+    if mixture.ndim != 2:
+        raise ValueError(f"{owner}: expected a mixture (channels, samples), got shape {mixture.shape}")
+    if mixture.shape[0] > 8 and mixture.shape[1] <= 8:
+        raise ValueError(f"{owner}: shape {mixture.shape} looks like (samples, channels), soundfile's layout; "
+                         f"pass mixture.T, shape {mixture.shape[::-1]}")
+    if mixture.shape[0] > 8:
+        raise ValueError(f"{owner}: {mixture.shape[0]} channels is more than tpsep separates (at most 8); "
+                         f"expected (channels, samples), got {mixture.shape}")
+    if not np.isfinite(mixture).all():
+        raise ValueError(f"{owner}: the mixture contains NaN or Inf")
+    if np.abs(mixture).max(initial=0.0) == 0:
+        raise ValueError(f"{owner}: the mixture is silent (all zeros): nothing to separate")
+    return mixture
+
+
 def to_mono(audio, owner: str = "tpsep", name: str = "audio") -> np.ndarray:
     """``(samples,)`` float32 from ``(samples,)``, ``(channels, samples)`` (channels averaged) or a
     torch tensor. Anything else, or NaN/Inf, is a ValueError that names ``owner`` and ``name``."""

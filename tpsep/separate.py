@@ -32,40 +32,6 @@ from tpsep import audio, masks
 from tpsep.checkpoints import load_checkpoint, load_separator
 
 
-def as_mixture(mixture, rate: int, owner: str = "separate") -> np.ndarray:
-    """``mixture`` as float32 ``(channels, samples)``, checked; integer PCM is scaled to [-1, 1).
-
-    A ``(samples, channels)`` array (soundfile's layout) is refused with the transpose named,
-    never guessed into thousands of channels.
-    """
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-        raise ValueError(f"{owner}: rate must be a positive integer in Hz, got {rate!r}")
-    if isinstance(mixture, torch.Tensor):
-        mixture = mixture.detach().cpu().numpy()
-    mixture = np.asarray(mixture)
-    if np.issubdtype(mixture.dtype, np.integer):
-        scale = float(2 ** (8 * mixture.dtype.itemsize - 1))
-        mixture = mixture.astype(np.float32) / scale   # int16 PCM: 32767 -> 0.99997
-    elif not np.issubdtype(mixture.dtype, np.floating):
-        raise ValueError(f"{owner}: expected float or integer PCM audio, got dtype {mixture.dtype}")
-    mixture = mixture.astype(np.float32, copy=False)
-    if mixture.ndim == 1:
-        mixture = mixture[None]
-    if mixture.ndim != 2:
-        raise ValueError(f"{owner}: expected a mixture (channels, samples), got shape {mixture.shape}")
-    if mixture.shape[0] > 8 and mixture.shape[1] <= 8:
-        raise ValueError(f"{owner}: shape {mixture.shape} looks like (samples, channels), soundfile's layout; "
-                         f"pass mixture.T, shape {mixture.shape[::-1]}")
-    if mixture.shape[0] > 8:
-        raise ValueError(f"{owner}: {mixture.shape[0]} channels is more than tpsep separates (at most 8); "
-                         f"expected (channels, samples), got {mixture.shape}")
-    if not np.isfinite(mixture).all():
-        raise ValueError(f"{owner}: the mixture contains NaN or Inf")
-    if np.abs(mixture).max(initial=0.0) == 0:
-        raise ValueError(f"{owner}: the mixture is silent (all zeros): nothing to separate")
-    return mixture
-
-
 def source_names(separator: torch.nn.Module) -> list[str]:
     """The names of a separator's outputs: its ``sources`` when it has them (the U-Net's
     ("vocals", "accompaniment")), else ``s1, s2, ...`` (PIT models have no order)."""
@@ -88,7 +54,7 @@ def separate(separator: torch.nn.Module, mixture, rate: int) -> dict[str, np.nda
     Returns:
         ``{source name: float32 (channels, samples)}`` at ``rate``, as long as the mixture.
     """
-    mixture = as_mixture(mixture, rate)
+    mixture = audio.as_mixture(mixture, rate)
     model_rate = separator.config.rate
     device = next(separator.parameters()).device
     was_training = separator.training
