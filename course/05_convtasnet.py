@@ -511,6 +511,11 @@ comparison.round(3)
 # | IRM oracle | 10.9 | 12.8 | 8.3 |
 # | Conv-TasNet, 51 min of CPU | **11.4** | 10.3 | 3.1 |
 #
+# (That run predates a fix of the trainer: it drew the same training chunks
+# every epoch. Measured at the same step count, drawing fresh chunks moved the
+# mean by a fraction of a dB, in the benchmark's docstring: the sampling was not
+# what held the model back.)
+#
 # When the voices differ, the paper's headline holds on our data: the learned
 # front end beats the ideal mask. Two voices of the same kind are what is
 # left, and not because those voices are unseen: early in the same run, two
