@@ -52,7 +52,7 @@ from tpsep import data, masks
 from tpsep.data import speech
 from tpsep.evaluation import evaluate
 from tpsep.models import convtasnet
-from tpsep.checkpoints import load_checkpoint, load_separator
+from tpsep.checkpoints import load_checkpoint, separator_from
 from tpsep.cli import parse_options
 from tpsep.recipes import DataSettings, pit_recipe
 from tpsep.separate import track_separator
@@ -114,9 +114,10 @@ def main(argv=None) -> dict:
     test_tracks = data.load_dataset(args.dataset, split="test")
     sources = list(train_tracks[0].source_names)
     if args.evaluate:
-        model = load_separator(args.evaluate)
+        checkpoint = load_checkpoint(args.evaluate)
+        model = separator_from(checkpoint)
         config = model.config
-        history = History.from_state_dict(load_checkpoint(args.evaluate)["state"]["history"])
+        history = History.from_state_dict(checkpoint["state"]["history"])
         train_minutes = history.minutes
         print(f"evaluating {args.evaluate}: {dataclasses.asdict(config)}, step {history.steps}")
     else:

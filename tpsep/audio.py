@@ -7,6 +7,8 @@ happens here and nowhere else.
 
 from __future__ import annotations
 
+import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +29,6 @@ def load(path: str | Path, rate: int | None = None, channels: int | None = None)
     A file shorter than its header promises (an interrupted copy or download) is
     a ValueError naming the frames promised and found, not a shorter array.
     """
-    from .data.track import check_complete, truncation_error  # the file checks the data loaders use too
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"audio file not found: {path}")
@@ -55,6 +55,83 @@ def load(path: str | Path, rate: int | None = None, channels: int | None = None)
     if rate is not None and rate != file_rate:
         audio, file_rate = resample(audio, file_rate, rate), rate
     return audio, file_rate
+
+
+# ---- files shorter than their header promises ----
+
+# WAV format tags whose data is whole frames of block_align bytes each (PCM, float,
+# A-law, mu-law, and WAVE_FORMAT_EXTENSIBLE around them); for compressed tags
+# (ADPCM, GSM, ...) the frame count cannot be read off the byte count.
+_FRAME_ALIGNED_WAV_TAGS = (1, 3, 6, 7, 0xFFFE)
+# A streaming writer (ffmpeg to a pipe, a live recorder) cannot go back to fill in
+# the data size, and leaves one of these instead: "unknown", not a promise.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def promised_frames(path) -> tuple | None:
+    """``(frames the header promises, frames the file holds)`` for a WAV or AIFF file, else None.
+
+    libsndfile quietly reads what is there when a file is shorter than its header
+    says (an interrupted copy or download), so ``soundfile.info`` reports the
+    frames found, never the frames promised: the only place the promise is
+    written is the header itself, which this reads (RIFF/RIFX/RF64 WAV, AIFF).
+    Returns None when the header holds no usable promise (another format, a
+    compressed encoding, a size left unknown by a streaming writer).
+    """
+    with open(path, "rb") as file:
+        head = file.read(12)
+        if len(head) < 12:
+            return None
+        kind, form = head[:4], head[8:12]
+        if kind in (b"RIFF", b"RF64", b"RIFX") and form == b"WAVE":
+            order = ">" if kind == b"RIFX" else "<"
+        elif kind == b"FORM" and form == b"AIFF":
+            order = ">"
+        else:
+            return None
+        file_size = os.fstat(file.fileno()).st_size
+        fields = {}  # what the format chunk says, read on the way to the data
+        while True:
+            chunk = file.read(8)
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+            body = file.tell()
+            if name == b"ds64" and len(data := file.read(16)) == 16:  # RF64 keeps 64-bit sizes here
+                fields["data_size"] = struct.unpack("<Q", data[8:16])[0]
+            elif name == b"fmt " and len(data := file.read(16)) == 16:
+                tag, _, _, _, block_align, _ = struct.unpack(order + "HHIIHH", data)
+                fields.update(tag=tag, block_align=block_align)
+            elif name == b"COMM" and len(data := file.read(8)) == 8:
+                channels, frames, bits = struct.unpack(">hIh", data)
+                fields.update(frames=frames, frame_bytes=channels * ((bits + 7) // 8))
+            elif name == b"data":
+                if kind == b"RF64" and size == 0xFFFFFFFF:
+                    size = fields.get("data_size", size)
+                if fields.get("tag") not in _FRAME_ALIGNED_WAV_TAGS or not fields.get("block_align") \
+                        or size in _UNKNOWN_SIZES:
+                    return None
+                align = fields["block_align"]
+                return size // align, min(size, file_size - body) // align
+            elif name == b"SSND":
+                if not fields.get("frame_bytes") or "frames" not in fields:
+                    return None  # COMM after SSND is legal but rare: no promise to check
+                offset = struct.unpack(">I", file.read(4))[0] if file_size - body >= 4 else 0
+                available = max(file_size - body - 8 - offset, 0)
+                return fields["frames"], min(fields["frames"], available // fields["frame_bytes"])
+            file.seek(body + size + (size & 1))  # chunks are padded to an even size
+
+
+def truncation_error(path, promised: int, found: int) -> ValueError:
+    return ValueError(f"{path} is truncated: its header promises {promised} frames but the file holds only "
+                      f"{found}; expected a complete file (an interrupted copy or download? copy it again)")
+
+
+def check_complete(path) -> None:
+    """Raise a ValueError naming ``path`` when a WAV/AIFF holds fewer frames than its header promises."""
+    frames = promised_frames(path)
+    if frames is not None and frames[1] < frames[0]:
+        raise truncation_error(path, *frames)
 
 
 def save(path: str | Path, audio: np.ndarray, rate: int, subtype: str = "PCM_16") -> Path:
@@ -88,14 +165,19 @@ def set_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot turn {audio.shape[0]} channels into {channels}")
 
 
+def check_rate(rate, owner: str, name: str = "rate") -> None:
+    """A sample rate must be a positive integer number of Hz (not a float, not a bool)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive integer in Hz, got {rate!r}")
+
+
 def as_mixture(mixture, rate: int, owner: str = "separate") -> np.ndarray:
     """``mixture`` as float32 ``(channels, samples)``, checked; integer PCM is scaled to [-1, 1).
 
     A ``(samples, channels)`` array (soundfile's layout) is refused with the transpose named,
     never guessed into thousands of channels.
     """
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-        raise ValueError(f"{owner}: rate must be a positive integer in Hz, got {rate!r}")
+    check_rate(rate, owner)
     if hasattr(mixture, "detach"):  # a torch tensor
         mixture = mixture.detach().cpu().numpy()
     mixture = np.asarray(mixture)
@@ -144,9 +226,8 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int, method: str = "soxr
     "polyphase" (scipy's polyphase filter, which the speech renderer has always used:
     changing it would change every rendered utterance).
     """
-    for name, rate in (("rate_in", rate_in), ("rate_out", rate_out)):
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-            raise ValueError(f"resample: {name} must be a positive integer in Hz, got {rate!r}")
+    check_rate(rate_in, "resample", "rate_in")
+    check_rate(rate_out, "resample", "rate_out")
     if rate_in == rate_out:
         return audio
     if method == "soxr":

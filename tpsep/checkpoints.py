@@ -114,7 +114,12 @@ def model_config(name: str, settings: dict):
 
 
 def load_separator(path, device: str = "cpu") -> torch.nn.Module:
-    """Rebuild the separator that a checkpoint holds, with its weights, in eval mode.
+    """Rebuild the separator that the checkpoint file ``path`` holds (see :func:`separator_from`)."""
+    return separator_from(load_checkpoint(path), device, source=repr(str(path)))
+
+
+def separator_from(checkpoint: dict, device: str = "cpu", source: str = "the checkpoint") -> torch.nn.Module:
+    """Rebuild the separator a loaded checkpoint holds, with its weights, in eval mode.
 
     Uses ``extra["model_name"]`` and ``extra["model_config"]`` (the whole config, front end
     included). For a model whose trained part is inside a front end (the U-Net inside
@@ -122,11 +127,10 @@ def load_separator(path, device: str = "cpu") -> torch.nn.Module:
     """
     from tpsep.recipes import MODELS
 
-    checkpoint = load_checkpoint(path)
     extra = checkpoint.get("extra") or {}
     name = extra.get("model_name")
     if name is None:
-        raise ValueError(f"{path!r} does not say which model it holds (extra['model_name'] is missing)")
+        raise ValueError(f"{source} does not say which model it holds (extra['model_name'] is missing)")
     config = model_config(name, extra.get("model_config") or {})
     entry = MODELS[name]
     separator = entry.separator(config, verbose=False)

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from tpsep import masks, metrics
-from tpsep.checkpoints import load_checkpoint, load_separator
+from tpsep.checkpoints import load_checkpoint, separator_from
 from tpsep.separate import track_separator
 
 MODES = ("museval", "global", "fast", "si_sdr")
@@ -198,12 +198,9 @@ def _separators_from_args(args) -> list[tuple[str, Callable]]:
         return [(kind, masks.oracle_separator(kind, n_fft=args.n_fft, hop=args.hop)) for kind in args.oracle]
     if not args.checkpoint:
         raise SystemExit("tpsep evaluate: nothing to evaluate; give --oracle KIND or a CHECKPOINT")
-    separator = load_separator(args.checkpoint, device=getattr(args, "device", None) or "cpu")
-    extra = load_checkpoint(args.checkpoint).get("extra") or {}
-    if getattr(args, "refine", False) and hasattr(separator.config, "refine"):
-        separator.config.refine = True
-    label = f"{extra.get('model_name', type(separator).__name__)} ({Path(args.checkpoint).parent.name or '.'}/"\
-            f"{Path(args.checkpoint).name})"
+    checkpoint = load_checkpoint(args.checkpoint)
+    separator = separator_from(checkpoint)
+    label = f"{checkpoint['extra']['model_name']} ({Path(args.checkpoint).parent.name or '.'}/{Path(args.checkpoint).name})"
     return [(label, track_separator(separator))]
 
 

@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from tpsep import audio, masks
-from tpsep.checkpoints import load_checkpoint, load_separator
+from tpsep.checkpoints import load_checkpoint, separator_from
+from tpsep.losses import apply_permutation, pit_si_snr
+from tpsep.models.unet import residual_name
 
 
 def source_names(separator: torch.nn.Module) -> list[str]:
@@ -98,8 +100,6 @@ def track_separator(separator: torch.nn.Module, align: bool | None = None, name:
         estimates = separate(separator, track.mixture, track.rate)
         if not align:
             return estimates
-        from tpsep.losses import apply_permutation, pit_si_snr
-
         names = list(track.source_names)
         if len(names) != len(estimates):
             raise ValueError(f"this model separates {len(estimates)} sources, track {track.name!r} has "
@@ -124,8 +124,7 @@ def oracle_at_model_rate(track, target: str = "vocals", rate: int = 8192, n_fft:
     low = masks.separate_with_oracle(padded_mixture, {target: padded_target}, kind="irm",
                                      n_fft=n_fft, hop=hop)[target]
     estimate = fit_length(audio.resample(low, rate, track.rate), mixture.shape[-1])
-    rest_name = "accompaniment" if target == "vocals" else "rest"
-    return {target: estimate, rest_name: mixture - estimate}
+    return {target: estimate, residual_name(target): mixture - estimate}
 
 
 def write_estimates(estimates: dict, rate: int, folder: str | Path, overwrite: bool = False) -> list[Path]:
@@ -190,8 +189,9 @@ def output_folders(paths, out) -> list[Path]:
 
 def run_separate_command(args) -> int:
     """Run ``tpsep separate``: print one line of key figures (``--json`` writes them all); exit status 0."""
-    separator = load_separator(args.checkpoint, device=args.device)
-    model_name = (load_checkpoint(args.checkpoint).get("extra") or {}).get("model_name")
+    checkpoint = load_checkpoint(args.checkpoint)
+    separator = separator_from(checkpoint, device=args.device)
+    model_name = checkpoint["extra"]["model_name"]
     if args.refine:
         if not hasattr(separator.config, "refine"):
             raise ValueError(f"--refine is for mask models (the U-Net); {args.checkpoint} holds a {model_name}")

@@ -8,14 +8,14 @@ lazily: building the list only reads file headers.
 
 from __future__ import annotations
 
-import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import soundfile as sf
+
+from ..audio import check_complete, truncation_error
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
@@ -105,81 +105,6 @@ class Track:
 
 # ---------------------------------------------------------------------------
 # reading audio files with clear errors
-
-# WAV format tags whose data is whole frames of block_align bytes each (PCM, float,
-# A-law, mu-law, and WAVE_FORMAT_EXTENSIBLE around them); for compressed tags
-# (ADPCM, GSM, ...) the frame count cannot be read off the byte count.
-_FRAME_ALIGNED_WAV_TAGS = (1, 3, 6, 7, 0xFFFE)
-# A streaming writer (ffmpeg to a pipe, a live recorder) cannot go back to fill in
-# the data size, and leaves one of these instead: "unknown", not a promise.
-_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
-
-
-def promised_frames(path) -> tuple | None:
-    """``(frames the header promises, frames the file holds)`` for a WAV or AIFF file, else None.
-
-    libsndfile quietly reads what is there when a file is shorter than its header
-    says (an interrupted copy or download), so ``soundfile.info`` reports the
-    frames found, never the frames promised: the only place the promise is
-    written is the header itself, which this reads (RIFF/RIFX/RF64 WAV, AIFF).
-    Returns None when the header holds no usable promise (another format, a
-    compressed encoding, a size left unknown by a streaming writer).
-    """
-    with open(path, "rb") as file:
-        head = file.read(12)
-        if len(head) < 12:
-            return None
-        kind, form = head[:4], head[8:12]
-        if kind in (b"RIFF", b"RF64", b"RIFX") and form == b"WAVE":
-            order = ">" if kind == b"RIFX" else "<"
-        elif kind == b"FORM" and form == b"AIFF":
-            order = ">"
-        else:
-            return None
-        file_size = os.fstat(file.fileno()).st_size
-        fields = {}  # what the format chunk says, read on the way to the data
-        while True:
-            chunk = file.read(8)
-            if len(chunk) < 8:
-                return None
-            name, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
-            body = file.tell()
-            if name == b"ds64" and len(data := file.read(16)) == 16:  # RF64 keeps 64-bit sizes here
-                fields["data_size"] = struct.unpack("<Q", data[8:16])[0]
-            elif name == b"fmt " and len(data := file.read(16)) == 16:
-                tag, _, _, _, block_align, _ = struct.unpack(order + "HHIIHH", data)
-                fields.update(tag=tag, block_align=block_align)
-            elif name == b"COMM" and len(data := file.read(8)) == 8:
-                channels, frames, bits = struct.unpack(">hIh", data)
-                fields.update(frames=frames, frame_bytes=channels * ((bits + 7) // 8))
-            elif name == b"data":
-                if kind == b"RF64" and size == 0xFFFFFFFF:
-                    size = fields.get("data_size", size)
-                if fields.get("tag") not in _FRAME_ALIGNED_WAV_TAGS or not fields.get("block_align") \
-                        or size in _UNKNOWN_SIZES:
-                    return None
-                align = fields["block_align"]
-                return size // align, min(size, file_size - body) // align
-            elif name == b"SSND":
-                if not fields.get("frame_bytes") or "frames" not in fields:
-                    return None  # COMM after SSND is legal but rare: no promise to check
-                offset = struct.unpack(">I", file.read(4))[0] if file_size - body >= 4 else 0
-                available = max(file_size - body - 8 - offset, 0)
-                return fields["frames"], min(fields["frames"], available // fields["frame_bytes"])
-            file.seek(body + size + (size & 1))  # chunks are padded to an even size
-
-
-def truncation_error(path, promised: int, found: int) -> ValueError:
-    return ValueError(f"{path} is truncated: its header promises {promised} frames but the file holds only "
-                      f"{found}; expected a complete file (an interrupted copy or download? copy it again)")
-
-
-def check_complete(path) -> None:
-    """Raise a ValueError naming ``path`` when a WAV/AIFF holds fewer frames than its header promises."""
-    frames = promised_frames(path)
-    if frames is not None and frames[1] < frames[0]:
-        raise truncation_error(path, *frames)
-
 
 def audio_info(path: Path):
     """``soundfile.info`` with an error that names the file when it is not audio, or is truncated."""

@@ -42,3 +42,16 @@ def mono_channels(mixture: torch.Tensor, owner: str) -> tuple[torch.Tensor, tupl
         raise ValueError(f"{owner}: shape {tuple(mixture.shape)} looks like (batch, samples, channels); "
                          "transpose the last two axes (x.transpose(1, 2))")
     return mixture.reshape(batch * channels, samples), (batch, channels)
+
+
+def each_channel(separate_mono, mixture: torch.Tensor, sources: int, owner: str) -> torch.Tensor:
+    """Run a single-channel network on every channel of ``mixture`` on its own.
+
+    ``separate_mono``: ``(batch, samples) -> (batch, sources, samples)``. A mixture
+    ``(batch, channels, samples)`` gives ``(batch, sources, channels, samples)``; the
+    paper's mono view ``(batch, samples)`` gives ``(batch, sources, samples)``.
+    """
+    if isinstance(mixture, torch.Tensor) and mixture.dim() == 2:
+        return separate_mono(mixture)
+    flat, (batch, channels) = mono_channels(mixture, owner)
+    return separate_mono(flat).view(batch, channels, sources, -1).transpose(1, 2)

@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tpsep import spectral
-from tpsep.models import count_parameters, mono_channels, parameter_report
+from tpsep.models import count_parameters, each_channel, parameter_report
 
 
 @dataclass
@@ -184,11 +184,7 @@ class ConvTasNet(nn.Module):
         return m.view(w.shape[0], self.config.C, self.config.N, -1)
 
     def forward(self, mixture):
-        if isinstance(mixture, torch.Tensor) and mixture.dim() == 2:
-            return self.separate_mono(mixture)
-        flat, (batch, channels) = mono_channels(mixture, "ConvTasNet")
-        sources = self.separate_mono(flat)                          # (batch * channels, C, samples)
-        return sources.view(batch, channels, self.config.C, -1).transpose(1, 2)
+        return each_channel(self.separate_mono, mixture, self.config.C, "ConvTasNet")
 
     def separate_mono(self, mixture):
         """The paper's network: ``(batch, samples)`` -> ``(batch, C, samples)``."""
@@ -236,10 +232,7 @@ class STFTMaskNet(nn.Module):
             print(parameter_report(self))
 
     def forward(self, mixture):
-        if isinstance(mixture, torch.Tensor) and mixture.dim() == 2:
-            return self.separate_mono(mixture)
-        flat, (batch, channels) = mono_channels(mixture, "STFTMaskNet")
-        return self.separate_mono(flat).view(batch, channels, self.config.C, -1).transpose(1, 2)
+        return each_channel(self.separate_mono, mixture, self.config.C, "STFTMaskNet")
 
     def separate_mono(self, mixture):
         """``(batch, samples)`` -> ``(batch, C, samples)``."""

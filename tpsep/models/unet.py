@@ -153,6 +153,11 @@ class UNet(nn.Module):
         return torch.sigmoid(h.squeeze(1))      # (batch, F, T)
 
 
+def residual_name(target: str) -> str:
+    """What is left once ``target`` is taken out: "accompaniment" for vocals, "rest" otherwise."""
+    return "accompaniment" if target == "vocals" else "rest"
+
+
 class UNetSeparator(nn.Module):
     """The U-Net with its front end: mixture waveform in, target and rest out.
 
@@ -174,7 +179,7 @@ class UNetSeparator(nn.Module):
             raise ValueError(f"n_fft={config.n_fft} gives {config.n_fft // 2} bins once the Nyquist bin is dropped, "
                              f"not a multiple of 2**depth = {2 ** config.depth}")
         self.unet = unet if unet is not None else UNet(config, verbose=verbose)
-        rest = "accompaniment" if config.target == "vocals" else "rest"
+        rest = residual_name(config.target)
         self.sources = (config.target, rest)
         self.residual_source = rest   # tpsep.separate recomputes it at the input's rate: mixture - target
 
