@@ -70,8 +70,10 @@ class Track:
         return self
 
     def unload(self) -> None:
-        """Forget the audio held in memory."""
-        self._cache = None
+        """Forget the audio held in memory, if it can be read again (a track made from
+        arrays, :func:`memory_track`, has nothing else to read from and keeps it)."""
+        if self.loader is not None:
+            self._cache = None
 
     @property
     def mixture(self) -> np.ndarray:
