@@ -1,4 +1,4 @@
-"""Tests for the rendered two-speaker espeak-ng dataset ("speech")."""
+"""Tests for the rendered two-speaker espeak-ng dataset ("espeak", formerly the default "speech")."""
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ def tmp_cache(tmp_path, monkeypatch):
 
 
 def test_two_speaker_mixtures(tmp_cache):
-    splits = {s: load_dataset("speech", split=s, **SMALL) for s in ("train", "valid", "test")}
+    splits = {s: load_dataset("espeak", split=s, **SMALL) for s in ("train", "valid", "test")}
     assert [len(v) for v in splits.values()] == [6, 2, 3]
     speakers = {s: {spk for t in tracks for spk in t.meta["speakers"]} for s, tracks in splits.items()}
     assert not speakers["test"] & speakers["train"] and not speakers["valid"] & speakers["train"]
@@ -54,19 +54,19 @@ def test_sentences_and_voices_differ():
 
 
 def test_noisy_variant_and_16k(tmp_cache):
-    track = load_dataset("speech", split="test", noisy=True, rate=16000, **SMALL)[0]
+    track = load_dataset("espeak", split="test", noisy=True, rate=16000, **SMALL)[0]
     assert track.source_names == ("s1", "s2", "noise") and track.rate == 16000
     np.testing.assert_array_equal(track.mixture, sum(track.sources.values()))
     assert np.sqrt(np.mean(track.sources["noise"] ** 2)) > 1e-3
     with pytest.raises(ValueError, match="8000 or 16000"):
-        load_dataset("speech", rate=44100, **SMALL)
+        load_dataset("espeak", rate=44100, **SMALL)
 
 
 def test_render_is_deterministic(tmp_path, monkeypatch):
     arrays = []
     for folder in ("a", "b"):
         monkeypatch.setenv("TPSEP_CACHE", str(tmp_path / folder))
-        arrays.append(load_dataset("speech", split="valid", **SMALL)[1].mixture)
+        arrays.append(load_dataset("espeak", split="valid", **SMALL)[1].mixture)
     np.testing.assert_array_equal(*arrays)
 
 

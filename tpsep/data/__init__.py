@@ -6,6 +6,9 @@
 >>> track = tracks[0]; track.mixture.shape            # (channels, samples), float32
 >>> track.sources["vocals"]                           # same shape as the mixture
 
+>>> speech = load_dataset("speech", split="test")     # real read speech (LibriSpeech), two speakers at once
+>>> speech[0].meta["pair"]                            # "FF", "FM" or "MM": the sexes of the two speakers
+
 ``load_dataset`` also reads real data from a folder: MUSDB18 (``.stem.mp4``,
 needs ffmpeg), MUSDB18-HQ, any folder of stems ``<track>/<stem>.wav``, and
 LibriMix / wsj0-2mix. Changing ``DATASET = "music"`` into a path is all a
@@ -22,21 +25,35 @@ from .cache import cache_root, dataset_dir, render_once
 from .track import MUSDB_SOURCES, Track, files_track, memory_track
 from .real import load_librimix, load_musdb, load_real, load_stem_folder
 
-EMBEDDED = {"music": "chorales", "chorales": "chorales", "speech": "speech2mix", "speech2mix": "speech2mix"}
+# name a notebook may use -> the renderer (and cache folder prefix) behind it
+EMBEDDED = {"music": "chorales", "chorales": "chorales",
+            "speech": "libri2mix-mini", "libri2mix-mini": "libri2mix-mini",  # LibriSpeech voices, LibriMix-style
+            "espeak": "speech2mix", "speech2mix": "speech2mix"}  # the earlier espeak-ng voices, kept by name
 
 __all__ = ["Track", "load_dataset", "describe", "dataset_folder", "cache_root", "MUSDB_SOURCES",
            "load_stem_folder", "load_musdb", "load_librimix", "memory_track", "files_track",
            "ChunkDataset", "SpectrogramPatchDataset", "TrackDataset"]
 
 
+def embedded_renderer(name: str) -> tuple:
+    """``(make_params, render)`` of the embedded dataset ``name``: its parameter function and its renderer."""
+    kind = EMBEDDED[name]
+    if kind == "chorales":
+        from .chorales import music_params, render_music
+        return music_params, render_music
+    if kind == "speech2mix":
+        from .speech import render_speech, speech_params
+        return speech_params, render_speech
+    from .librispeech import librimix_params, render_librimix
+    return librimix_params, render_librimix
+
+
 def _split_options(name: str, options: dict) -> tuple:
     """Separate the rendering parameters of an embedded dataset from the loading options."""
-    if EMBEDDED[name] == "chorales":
-        from .chorales import music_params as make_params
-        keys = ("n_chorales", "rate", "channels", "seed", "augment", "n_valid", "n_test")
-    else:
-        from .speech import speech_params as make_params
-        keys = ("n_train", "n_valid", "n_test", "rate", "seed", "noisy", "utterances_per_speaker")
+    import inspect
+
+    make_params, _ = embedded_renderer(name)
+    keys = tuple(inspect.signature(make_params).parameters)  # every argument of the parameter function
     loading = ("progress", "verify")
     unknown = [k for k in options if k not in keys + loading]
     if unknown:
@@ -53,12 +70,9 @@ def dataset_folder(name: str = "music", progress: bool = True, verify: bool = Tr
     """
     kind = EMBEDDED.get(name)
     if kind is None:
-        raise ValueError(f"unknown embedded dataset {name!r}; expected 'music' or 'speech'")
+        raise ValueError(f"unknown embedded dataset {name!r}; expected 'music', 'speech' or 'espeak'")
     params, _ = _split_options(name, params)
-    if kind == "chorales":
-        from .chorales import render_music as render
-    else:
-        from .speech import render_speech as render
+    _, render = embedded_renderer(name)
     # tqdm's own TQDM_DISABLE loses to an explicit disable= argument, so honour it here
     # (pytest sets it: a progress bar in a notebook's stored outputs differs on every run)
     progress = progress and not os.environ.get("TQDM_DISABLE")
@@ -70,14 +84,17 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
 
     Args:
         name: ``"music"`` (Bach chorales rendered as drums/bass/other/vocals, 16 kHz mono),
-            ``"speech"`` (two-speaker espeak-ng mixtures s1/s2, 8 kHz), or the path of a
+            ``"speech"`` (two-speaker mixtures s1/s2 of real LibriSpeech voices, made as
+            LibriMix, 8 kHz; also called ``"libri2mix-mini"``), ``"espeak"`` (the older
+            two-speaker mixtures of espeak-ng voices, alias ``"speech2mix"``), or the path of a
             real dataset (auto-detected; force with ``kind="musdb" | "musdbhq" | "stems" | "librimix"``).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``"all"``.
         **options: music: ``n_chorales=40, rate=16000, channels=1, seed=0, augment=0,
-            n_valid=4, n_test=8``; speech: ``n_train=600, n_valid=100, n_test=100, rate=8000,
-            seed=0, noisy=False``; both: ``progress=True`` (tqdm bar while rendering),
-            ``verify=True`` (checksum the cache). Real data: ``kind=``, ``sources=``,
-            ``allow_silent=``, ``noisy=`` (LibriMix).
+            n_valid=4, n_test=8``; speech: ``n_train=600, n_valid=60, n_test=90, rate=8000,
+            seed=0, noisy=False``; espeak: ``n_train=600, n_valid=100, n_test=100, rate=8000,
+            seed=0, noisy=False, utterances_per_speaker=60``; all: ``progress=True`` (tqdm bar
+            while rendering), ``verify=True`` (checksum the cache). Real data: ``kind=``,
+            ``sources=``, ``allow_silent=``, ``noisy=`` (LibriMix).
 
     Returns:
         list of Track, each with ``mixture`` and ``sources`` float32 ``(channels, samples)``.
@@ -99,7 +116,7 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
                               render_seconds=manifest["info"].get("render_seconds"))
         return tracks
     if isinstance(name, str) and not any(c in name for c in "/\\.~") and not Path(name).exists():
-        raise ValueError(f"unknown dataset {name!r}; expected 'music', 'speech' or the path of a dataset folder")
+        raise ValueError(f"unknown dataset {name!r}; expected 'music', 'speech', 'espeak' or the path of a dataset folder")
     return load_real(Path(name), split, **options)
 
 

@@ -89,13 +89,10 @@ def render_options(names: list, options: dict) -> dict:
     """
     import inspect
 
-    from . import EMBEDDED, _split_options
-    from .chorales import music_params
-    from .speech import speech_params
+    from . import EMBEDDED, _split_options, embedded_renderer
 
-    accepted = {name: {"progress", "verify"} | set(inspect.signature(
-        music_params if EMBEDDED[name] == "chorales" else speech_params).parameters)
-        for name in names if name in EMBEDDED}
+    accepted = {name: {"progress", "verify"} | set(inspect.signature(embedded_renderer(name)[0]).parameters)
+                for name in names if name in EMBEDDED}
     unused = [key for key in options if key != "progress" and not any(key in keys for keys in accepted.values())]
     if unused:
         known = sorted(set().union(*accepted.values()) - {"progress", "verify"})
@@ -145,10 +142,11 @@ def add_data_command(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "data", help="list the datasets (rendering the embedded ones if needed)",
         description=(
-            "The course runs offline on two embedded datasets that tpsep renders itself the first\n"
+            "The course runs offline on embedded datasets that tpsep renders itself the first\n"
             "time they are needed, and caches on disk (folder: $TPSEP_CACHE, default ~/.cache/tpsep):\n"
             "  music   Bach chorales from music21's corpus as drums/bass/other/vocals stems, 16 kHz\n"
-            "  speech  two-speaker mixtures of espeak-ng voices (s1, s2), 8 kHz, like wsj0-2mix\n"
+            "  speech  two-speaker mixtures (s1, s2) of real LibriSpeech voices, 8 kHz, made as LibriMix\n"
+            "  espeak  the older two-speaker mixtures of espeak-ng voices (s1, s2), 8 kHz\n"
             "A path to real data (MUSDB18, MUSDB18-HQ, a folder of stems, LibriMix) works too.\n\n"
             "examples:\n"
             "  tpsep data info                  # both embedded datasets\n"
