@@ -9,7 +9,7 @@ Prints, for "music" (Bach chorales) and "speech" (espeak-ng 2-speaker mixtures):
   but well below "perfect" (say 10-20 dB) means the task is neither trivial nor
   impossible.
 
-    python benchmarks/data_render.py [--cache DIR] [--keep] [--json PATH]
+    python benchmarks/data_render.py [--cache DIR] [--keep] [--json PATH] [--datasets music speech]
 
 The machine is shared: wall-clock times are inflated by other people's load; the
 CPU time is the steadier figure.
@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="cache folder to render into (default: a fresh temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary cache")
     parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--datasets", nargs="+", default=["music", "speech"], choices=["music", "speech"],
+                        help="which embedded datasets to render (default: both)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cache = args.cache or tempfile.mkdtemp(prefix="tpsep-cache-")
@@ -63,6 +65,8 @@ def main() -> None:
 
     results = {}
     for name, targets, n_fft, hop in (("music", ["vocals"], 1024, 256), ("speech", ["s1", "s2"], 256, 64)):
+        if name not in args.datasets:
+            continue
         wall, cpu = time.perf_counter(), time.process_time() + children_cpu()
         load_dataset(name, split="test", progress=False)  # renders every split
         wall, cpu = time.perf_counter() - wall, time.process_time() + children_cpu() - cpu

@@ -83,14 +83,16 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
     """Load a dataset as a list of :class:`Track` (audio is read lazily, when first used).
 
     Args:
-        name: ``"music"`` (Bach chorales rendered as drums/bass/other/vocals, 16 kHz mono),
+        name: ``"music"`` (Bach chorales rendered as drums/bass/other/vocals, 16 kHz mono, with
+            sampled instruments from a General MIDI SoundFont, a sung voice and simulated rooms),
             ``"speech"`` (two-speaker mixtures s1/s2 of real LibriSpeech voices, made as
             LibriMix, 8 kHz; also called ``"libri2mix-mini"``), ``"espeak"`` (the older
             two-speaker mixtures of espeak-ng voices, alias ``"speech2mix"``), or the path of a
             real dataset (auto-detected; force with ``kind="musdb" | "musdbhq" | "stems" | "librimix"``).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``"all"``.
         **options: music: ``n_chorales=40, rate=16000, channels=1, seed=0, augment=0,
-            n_valid=4, n_test=8``; speech: ``n_train=600, n_valid=60, n_test=90, rate=8000,
+            n_valid=4, n_test=8, instruments="mixed"`` (``"soundfont"``: sampled instruments
+            only, ``"synth"``: the synthesizer only), ``soundfont_path=None`` (another .sf2); speech: ``n_train=600, n_valid=60, n_test=90, rate=8000,
             seed=0, noisy=False``; espeak: ``n_train=600, n_valid=100, n_test=100, rate=8000,
             seed=0, noisy=False, utterances_per_speaker=60``; all: ``progress=True`` (tqdm bar
             while rendering), ``verify=True`` (checksum the cache). Real data: ``kind=``,
