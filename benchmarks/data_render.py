@@ -1,6 +1,6 @@
 """Render both embedded datasets from a cold cache, and check that separating them is a real problem.
 
-Prints, for "music" (Bach chorales) and "speech" (espeak-ng 2-speaker mixtures):
+Prints, for "music" (Bach chorales) and "speech" (LibriSpeech 2-speaker mixtures):
 - the render time from an empty cache (wall clock, and CPU time of this process and its children),
   the size on disk and the number of tracks/minutes per split;
 - the SI-SDR of the ideal ratio mask (magnitude IRM |S| / (|S| + |N|) on the STFT,

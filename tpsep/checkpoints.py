@@ -17,10 +17,12 @@ need nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextlib import contextmanager
 from dataclasses import asdict, fields, is_dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -137,3 +139,45 @@ def separator_from(checkpoint: dict, device: str = "cpu", source: str = "the che
     trained = separator.get_submodule(entry.trained) if entry.trained else separator
     trained.load_state_dict(checkpoint["model"])
     return separator.to(device).eval()
+
+
+# ----------------------------------------------------------------------------- shipped reference models
+
+REFERENCES = Path(__file__).parent / "references"
+
+
+def reference_names() -> list[str]:
+    """The reference checkpoints shipped with tpsep (``tpsep/references/<name>.pt``)."""
+    return sorted(p.stem for p in REFERENCES.glob("*.pt"))
+
+
+def reference(name: str) -> Path:
+    """The path of the shipped reference checkpoint ``name``, e.g. ``"convtasnet-speech"``.
+
+    Each one holds weights and config only (no optimiser state) and comes with a card,
+    ``<name>.json`` (:func:`reference_card`): what produced it, for how long, and its scores.
+    Load it with :func:`load_separator`.
+    """
+    path = REFERENCES / f"{name}.pt"
+    if not path.is_file():
+        raise ValueError(f"no reference checkpoint named {name!r}; the shipped ones are {reference_names()}")
+    return path
+
+
+def reference_card(name: str) -> dict:
+    """The card of the shipped reference ``name``: command, budget, steps, seed, machine, scores."""
+    return json.loads(reference(name).with_suffix(".json").read_text())
+
+
+def export_reference(checkpoint_path, out_path, card: dict) -> Path:
+    """Write the weights and config of a training checkpoint (no optimiser, no random states)
+    to ``out_path``, and ``card`` beside it as ``<stem>.json``; returns the checkpoint path."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    slim = {"model": {k: v.clone() for k, v in checkpoint["model"].items()}, "extra": checkpoint.get("extra") or {},
+            "train_config": checkpoint.get("train_config"), "state": checkpoint.get("state"), "resume": None}
+    separator_from(slim, source=repr(str(checkpoint_path)))  # fails here, not in a student's notebook
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(slim, out_path)
+    out_path.with_suffix(".json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+    return out_path
