@@ -53,3 +53,15 @@ def test_to_db_floors_at_top_db_below_the_peak():
     assert db[0] == 0
     assert torch.isclose(db[1], torch.tensor(-20.0))
     assert db[2] == -60
+
+
+def test_istft_refuses_a_length_its_frames_never_saw():
+    # hop 768 > n_fft / 2: a centred STFT of 768 + 600 samples has 2 frames, the last one ending at
+    # 768 + 512 = 1280, so torch would return zeros for the last 88 samples (with a warning only)
+    x = torch.randn(1368, dtype=torch.float64)
+    X = spectral.stft(x, n_fft=1024, hop=768)
+    with pytest.raises(ValueError, match="pad the signal to whole hops"):
+        spectral.istft(X, n_fft=1024, hop=768, length=1368)
+    padded = torch.nn.functional.pad(x, (0, -len(x) % 768))
+    y = spectral.istft(spectral.stft(padded, n_fft=1024, hop=768), n_fft=1024, hop=768, length=len(padded))
+    assert torch.allclose(y[:1368], x, atol=1e-9)

@@ -103,6 +103,14 @@ def istft(X, n_fft: int = N_FFT, hop: int | None = None, window: str = "hann",
         raise ValueError(
             f"istft with n_fft={n_fft} expects {bins} frequency bins, got {X.shape[-2]} "
             f"(shape {tuple(X.shape)}); if the network saw {BINS} bins, call restore_bins first")
+    covered = hop * (X.shape[-1] - 1) + n_fft // 2  # the last sample any frame of a centred STFT saw
+    if length is not None and length > covered:
+        # torch would fill the tail with zeros and only warn: with hop > n_fft / 2 (the U-Net's
+        # 768 / 1024) the last frame can end before the signal does, and those samples are lost
+        raise ValueError(
+            f"istft: {X.shape[-1]} frames of hop {hop} (n_fft {n_fft}) cover {covered} samples, not the "
+            f"{length} asked for; pad the signal to whole hops before the STFT "
+            f"(e.g. np.pad(x, (0, -len(x) % hop))) and cut the output back to {length}")
     lead = X.shape[:-2]
     win = make_window(window, n_fft, device=X.device, dtype=X.real.dtype)
     x = torch.istft(X.reshape(-1, *X.shape[-2:]), n_fft, hop_length=hop, window=win,
