@@ -63,15 +63,17 @@ tpsep.setup_notebook(seed=0)
 #
 # Real multitrack recordings (MUSDB18, for instance) are large, licensed, and
 # need a download. So that every notebook runs offline on a laptop, tpsep
-# **renders its own default datasets** the first time you ask for them (about a
-# minute, then they are cached on disk):
+# **renders its own default datasets** the first time you ask for them (one to
+# two minutes, then they are cached on disk):
 #
-# - **`music`** — Bach chorales from music21's corpus, played by tpsep's own
-#   synthesizer as four MUSDB-like stems: `vocals` (the soprano line, sung by a
-#   synthetic voice on the vowels of the lyrics), `bass`, `other` (alto and tenor)
-#   and `drums`. The mixture is the exact sum of the stems.
-# - **`speech`** — two people talking at once: sentences spoken by different
-#   espeak-ng voices, mixed at 8 kHz like the wsj0-2mix benchmark.
+# - **`music`** — Bach chorales from music21's corpus as four MUSDB-like stems:
+#   `vocals` (the soprano line, sung on the lyrics by a singer drawn for each
+#   track), `bass`, `other` (alto and tenor) and `drums`, played on sampled
+#   instruments from a General MIDI SoundFont and recorded in simulated rooms.
+#   The mixture is the exact sum of the stems.
+# - **`speech`** — two people talking at once: real recordings of LibriSpeech
+#   readers (shipped inside tpsep), mixed two by two at 8 kHz the way the
+#   LibriMix benchmark mixes them.
 #
 # If you have real data, set `DATASET` to its folder (a MUSDB18 or MUSDB18-HQ
 # root, any folder of `<track>/<stem>.wav`, or a LibriMix folder) and every

@@ -303,6 +303,9 @@ from tpsep.audio import resample
 
 RATE, N_FFT, HOP = 8192, 1024, 768   # the U-Net's front end (notebook 03)
 audio = resample(track.mixture[0], track.rate, RATE)
+# whole hops: with hop > n_fft / 2 the last centred frame can end before the signal does,
+# and the samples after it would be lost (tpsep's istft refuses to invent them)
+audio = np.pad(audio, (0, -len(audio) % HOP))
 X = spectral.stft(audio, n_fft=N_FFT, hop=HOP)
 X512 = spectral.crop_bins(X)
 energy = spectral.magnitude(X) ** 2

@@ -329,9 +329,10 @@ print("vocals SDR (dB):", ", ".join(f"{name} {value:.2f}" for name, value in voc
 # SDRs are lower than ours: 9.43 dB median over songs for the power IRM (IRM2).
 # The reasons, honestly:
 #
-# - **The data.** Real productions have reverb, effects, breathy vocals and
-#   accompaniment that overlaps the voice in every bin; our synthetic chorale
-#   voices are cleaner harmonic lines, so a mask separates them more easily.
+# - **The data.** Real productions have breathy vocals, heavy effects and
+#   dense accompaniment that overlaps the voice in every bin; our rendered
+#   chorales have rooms and sampled instruments, but one voice singing a clean
+#   harmonic line over four parts, so a mask separates it more easily.
 # - **The setting.** SiSEC used stereo 44.1 kHz audio and a 4096-point STFT
 #   (93 ms); we use mono 16 kHz and 1024 points (64 ms). Finer frequency
 #   resolution helps masks on real music; a different rate changes what "1 s

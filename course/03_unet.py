@@ -257,7 +257,7 @@ show_spectrograms({"mixture": mixture_mag, "true vocals": vocals_mag, "predicted
 # 1. the network input is **log-normalised to [0, 1]** (`log1p(X) / log1p(max X)`),
 #    a sensible input for a network, and the mask multiplies *that* in the loss;
 # 2. the target is the ideal-ratio-mask estimate of the vocals **in the raw
-#    domain**, `IRM * |X|`, whose loud bins reach ~100;
+#    domain**, `IRM * |X|`, whose loud bins reach several tens;
 # 3. it keeps all **513 bins**, and silences the U-Net's shape error by
 #    zero-padding to 576 bins;
 # 4. the bias before the sigmoid is initialised at **-0.4** (a mask of 0.40).
@@ -366,12 +366,12 @@ print(diagnose.mask_statistics(PadTo576(UNet(replace(LAB, mask_bias=-0.4), verbo
 # %%
 tpsep.seed_everything(0)
 result = diagnose.overfit_one_batch(PadTo576(UNet(replace(LAB, mask_bias=-0.4), verbose=False)), lab_loss_fn,
-                                    (inputs[:2], targets[:2]), steps=20, factor=2, raise_on_failure=False)
+                                    (inputs[:2], targets[:2]), steps=50, factor=2, raise_on_failure=False)
 print(result)
 
 # %% [markdown]
 # The findings point at the domains: `mask * input` lives in [0, 1] (the input
-# is log-normalised) while the targets are raw magnitudes up to ~100. Where the
+# is log-normalised) while the targets are raw magnitudes (their largest value is printed above). Where the
 # target is above the input no mask in [0, 1] can reach it, and those loud bins
 # dominate an L1 loss: the best possible loss is a large part of the loss at the
 # start, so the curve barely moves whatever the network learns. The 513 bins
@@ -399,7 +399,7 @@ tpsep.seed_everything(0)
 print(diagnose.mask_statistics(UNet(LAB, verbose=False), inputs))
 tpsep.seed_everything(0)
 result = diagnose.overfit_one_batch(UNet(LAB, verbose=False), lab_loss_fn, (inputs[:2], targets[:2]),
-                                    steps=20, factor=2, raise_on_failure=False)
+                                    steps=50, factor=2, raise_on_failure=False)
 print(result)
 
 # %%

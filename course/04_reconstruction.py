@@ -313,7 +313,7 @@ sdr_bars(table)
 # How to read it:
 #
 # - The distance between **U-Net** and **IRM, 8192 Hz** is what the model has
-#   not learned yet: 200 training steps on a CPU, with twenty minutes of music.
+#   not learned yet: 200 training steps on a CPU, on a few minutes of music.
 #   `benchmarks/unet_long_run.py` trains longer and closes part of that gap.
 # - The distance between the two IRM rows is the price of the **setting**:
 #   at 8192 Hz nothing above 4096 Hz can be separated (the vocals estimate has no
@@ -322,7 +322,49 @@ sdr_bars(table)
 # - The Wiener-like sharpening usually trades some artefacts (SAR) for less
 #   interference (SIR).
 #
-# ## 4. What to remember
+# ## 4. A real recording
+#
+# Everything so far ran on the course's chorales, whose singer and band are
+# rendered by tpsep. What matters is whether the model separates a real song.
+# The folder `shared/realdata` that sits beside the project on the developers'
+# and CI's machines holds real solo singing over real instrument loops
+# (vocadito singers over Sonic Pi loops) and a MUSDB18 excerpt. Their licenses
+# forbid shipping them with tpsep, and no recording of singing with its separate
+# accompaniment ships under one that allows it, so on your machine this section
+# says so and moves on. With your own stems, point `REAL_FOLDER` at a folder of
+# `<track>/mixture.wav, vocals.wav, ...`.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (what it prints depends on whether the real recordings are on this machine)
+REAL_FOLDER = next((parent / "shared" / "realdata" / "vocals-over-loops"
+                    for parent in Path.cwd().resolve().parents
+                    if (parent / "shared" / "realdata" / "vocals-over-loops").is_dir()), None)
+if REAL_FOLDER is None:
+    print("no real recordings on this machine: skipping this section")
+else:
+    real_tracks = data.load_dataset(str(REAL_FOLDER), split="all")
+    real_separators = {"mixture": lambda t: {"vocals": t.mixture, "accompaniment": t.mixture},
+                       "U-Net": separator, "IRM, 8192 Hz": separate.oracle_at_model_rate}
+    real_frames = pd.concat([evaluation.evaluate(s, real_tracks, targets=["vocals", "accompaniment"], method=name)
+                             for name, s in real_separators.items()], ignore_index=True)
+    print(f"{len(real_tracks)} real tracks from {REAL_FOLDER.name}; {metrics.summary_table(real_frames).attrs['aggregation']}")
+    display(metrics.summary_table(real_frames).round(1))
+    real = real_tracks[0]
+    real_vocals = separate.separate(separator, real.mixture, real.rate)["vocals"]
+    print(f"{real.name}: mixture, then the U-Net's vocals")
+    display(player(real.mixture, real.rate))
+    display(player(real_vocals, real.rate))
+
+# %% [markdown]
+# Read the U-Net's row between the two others. Its distance from the
+# mixture (doing nothing) is what the rendered chorales taught it about real
+# singing; its distance to the ideal mask at 8192 Hz, the ceiling of this
+# model, is what they did not. How far a model trained on the default data
+# gets on real recordings, for a notebook-length and a longer run, is what
+# `python benchmarks/transfer.py unet --steps 1200` measures.
+#
+# ## 5. What to remember
 #
 # - Overlap the patches and cross-fade the masks: no seams every 128 frames.
 # - The dropped bin must come back before the inverse STFT; the mixture phase
