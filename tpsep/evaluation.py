@@ -153,6 +153,74 @@ def evaluate(separator: Callable, tracks, targets=("vocals", "accompaniment"), *
     return frames
 
 
+# ----------------------------------------------------------------------------- one row per test item
+
+# what a track's meta may say about it, worth a column of the per-sample table
+PER_SAMPLE_META = ("pair", "speakers", "snr_db", "relative_level_db")
+
+
+def per_sample_table(separator: Callable, tracks, targets=None, *, method: str | None = None,
+                     mode: str = "si_sdr") -> pd.DataFrame:
+    """One row per track: the input's score, the output's, the improvement, the length,
+    and what the track's meta says about it (pair of voices, speakers, SNR, level).
+
+    The input score is that of the mixture itself taken as every estimate: a pipeline
+    whose *input* scores far below 0 dB (references misaligned, a wrong rate, sources
+    paired with the wrong mixture) is broken, whatever the model does.
+
+    Args:
+        separator: as for :func:`evaluate` (a function of a track, or a separator module).
+        targets: sources to score (default: vocals for music, every source otherwise); the
+            score of a track is the mean over them.
+        mode: "si_sdr" (default), "fast", "global" or "museval" (median over frames).
+
+    Returns:
+        DataFrame indexed by track: ``input``, ``output``, ``improvement`` (dB), ``seconds``
+        and the meta columns present; ``attrs["metric"]`` names the score.
+    """
+    tracks = list(tracks)
+    if not tracks:
+        raise ValueError("per_sample_table got no tracks; check the dataset name and split")
+    if targets is None:
+        targets = ["vocals"] if "vocals" in tracks[0].source_names else list(tracks[0].source_names)
+    metric = "SI-SDR" if mode == "si_sdr" else "SDR"
+    scores = {}
+    for name, method_fn in (("input", masks.oracle_separator("mix")), ("output", separator)):
+        frames = evaluate(method_fn, tracks, targets, method=name, mode=mode)
+        frames = frames[frames["target"].isin(targets) & (frames["metric"] == metric)]
+        per_target = frames.groupby(["track", "target"], sort=False)["value"].median()  # over frames
+        scores[name] = per_target.groupby(level="track", sort=False).mean()
+    table = pd.DataFrame(scores)
+    table["improvement"] = table["output"] - table["input"]
+    by_name = {t.name: t for t in tracks}
+    table["seconds"] = [round(by_name[name].duration, 2) for name in table.index]
+    for key in PER_SAMPLE_META:
+        values = [getattr(by_name[name], "meta", {}).get(key) for name in table.index]
+        if any(v is not None for v in values):
+            table[key] = [", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for v in values]
+    table.index.name = "track"
+    table.attrs.update(metric=metric, method=method or getattr(separator, "__name__", type(separator).__name__))
+    return table
+
+
+def per_sample_summary(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Summary statistics of a :func:`per_sample_table` (count, mean, median, std, worst and
+    best 10 %) of the input, output and improvement; with ``by`` (e.g. ``"pair"``), one block
+    per group."""
+    columns = ["input", "output", "improvement"]
+
+    def stats(part: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"count": part[columns].count(), "mean": part[columns].mean(),
+                             "median": part[columns].median(), "std": part[columns].std(),
+                             "10%": part[columns].quantile(0.1), "90%": part[columns].quantile(0.9)})
+
+    if by is None:
+        return stats(table).round(2)
+    if by not in table.columns:
+        raise ValueError(f"no column {by!r} to group by; the table has {list(table.columns)}")
+    return pd.concat({group: stats(part) for group, part in table.groupby(by)}, names=[by, "score"]).round(2)
+
+
 # ----------------------------------------------------------------------------- command line
 
 def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
@@ -187,6 +255,9 @@ def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-fft", type=int, default=1024, help="STFT size of the oracle masks (default 1024)")
     parser.add_argument("--hop", type=int, default=256, help="STFT hop of the oracle masks (default 256)")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the numbers to PATH as JSON")
+    parser.add_argument("--per-sample", metavar="CSV", default=None,
+                        help="also write one row per track (input and output scores, improvement, length, "
+                             "pair of voices or SNR) for each method to CSV, and print their summary")
     parser.set_defaults(func=run_evaluate)
     return parser
 
@@ -233,8 +304,9 @@ def evaluate_from_args(args) -> dict:
         raise SystemExit(f"tpsep evaluate: dataset {args.dataset!r} split {args.split!r} has no tracks")
     targets = args.targets or (["vocals", "accompaniment"] if "vocals" in tracks[0].source_names
                                else list(tracks[0].source_names))
+    separators = _separators_from_args(args)
     frames = pd.concat([evaluate(separator, tracks, targets, method=name, mode=args.metric, progress=True)
-                        for name, separator in _separators_from_args(args)], ignore_index=True)
+                        for name, separator in separators], ignore_index=True)
     summary = metrics.summary_table(frames)
     print(f"dataset {args.dataset!r}, split {args.split!r}: {len(tracks)} tracks at {tracks[0].rate} Hz; "
           f"metric: {MODE_HELP[args.metric]}")
@@ -251,6 +323,16 @@ def evaluate_from_args(args) -> dict:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if getattr(args, "per_sample", None):
+        tables = [per_sample_table(separator, tracks, targets, mode=args.metric).assign(method=name)
+                  for name, separator in separators]
+        per_sample = pd.concat(tables)
+        Path(args.per_sample).parent.mkdir(parents=True, exist_ok=True)
+        per_sample.to_csv(args.per_sample)
+        group = "pair" if "pair" in per_sample.columns else None
+        for name, table in zip((n for n, _ in separators), tables):
+            print(f"per sample, {name} ({table.attrs['metric']}, dB), written to {args.per_sample}:")
+            print(per_sample_summary(table, by=group).to_string())
     main_metric = "SI-SDR" if args.metric == "si_sdr" else "SDR"
     focus = "vocals" if "vocals" in targets else targets[0]
     figures = ", ".join(f"{method} {values[focus][main_metric]:.2f} dB"
