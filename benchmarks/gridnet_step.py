@@ -77,7 +77,7 @@ def one(name: str, steps: int, threads: int, device: str, seconds: float) -> dic
     batch, samples = BATCH[name], int(seconds * config.rate)
     model = gridnet.TFGridNet(config, verbose=False).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sources = torch.randn(batch, config.n_src, 1, samples, device=device)
+    sources = torch.randn(batch, config.C, 1, samples, device=device)
     mixture = sources.sum(1)
 
     def step():

@@ -28,11 +28,11 @@ def tiny():
 @pytest.mark.parametrize("samples", [4000, 4001, 333])
 def test_output_is_batch_sources_channels_samples_at_the_input_length(tiny, channels, samples):
     mixture = torch.randn(2, channels, samples)
-    assert tiny(mixture).shape == (2, TINY.n_src, channels, samples)
+    assert tiny(mixture).shape == (2, TINY.C, channels, samples)
 
 
 def test_one_source_for_enhancement():
-    model = TFGridNet(dataclasses.replace(TINY, n_src=1), verbose=False)
+    model = TFGridNet(dataclasses.replace(TINY, C=1), verbose=False)
     assert model(torch.randn(3, 1, 2001)).shape == (3, 1, 1, 2001)
 
 
@@ -87,7 +87,7 @@ def test_paper_parameter_count():
     assert abs(count - paper_reported) / paper_reported < 0.12
 
 
-@pytest.mark.parametrize("config", [COURSE, TINY, dataclasses.replace(TINY, I=3, J=1, n_src=1)])
+@pytest.mark.parametrize("config", [COURSE, TINY, dataclasses.replace(TINY, I=3, J=1, C=1)])
 def test_parameter_breakdown_matches_the_built_model(config):
     assert parameter_breakdown(config)["total"] == TFGridNet(config, verbose=False).num_parameters()
 
@@ -115,7 +115,7 @@ def test_wrong_layouts_are_clear_errors(tiny):
 @pytest.mark.parametrize(
     "change, message",
     [({"D": 9, "L": 2}, "multiple of L"), ({"I": 2, "J": 3}, "J <= I"), ({"hop": 100}, "hop"),
-     ({"window": "hamming"}, "window"), ({"n_src": 0}, "n_src")],
+     ({"window": "hamming"}, "window"), ({"C": 0}, "C")],
 )
 def test_bad_configurations_are_clear_errors(change, message):
     with pytest.raises(ValueError, match=message):

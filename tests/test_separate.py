@@ -200,6 +200,11 @@ def save_tiny(tmp_path, name):
     if name == "unet":
         config = UNetConfig(depth=6, channels=4, max_channels=8)
         trained = UNet(config, verbose=False)
+    elif name == "gridnet":
+        from tpsep.models.gridnet import TINY, TFGridNet
+
+        config = TINY
+        trained = TFGridNet(config, verbose=False)
     else:
         config = ConvTasNetConfig(N=16, B=16, H=16, Sc=16, X=2, R=1)
         trained = ConvTasNet(config, verbose=False)
@@ -208,7 +213,8 @@ def save_tiny(tmp_path, name):
     return path
 
 
-@pytest.mark.parametrize("model_name, names", [("unet", ["vocals", "accompaniment"]), ("convtasnet", ["s1", "s2"])])
+@pytest.mark.parametrize("model_name, names", [("unet", ["vocals", "accompaniment"]), ("convtasnet", ["s1", "s2"]),
+                                              ("gridnet", ["s1", "s2"])])
 def test_separate_command_on_44k_stereo_writes_44k_at_the_input_length(tmp_path, capsys, model_name, names):
     from tpsep import audio
     from tpsep.cli import main

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tpsep import data
 from tpsep.losses import l1_mask_loss, pit_si_snr_loss
 from tpsep.models.convtasnet import ConvTasNet, ConvTasNetConfig, STFTMaskConfig, STFTMaskNet
+from tpsep.models.gridnet import GridNetConfig, TFGridNet
 from tpsep.models.unet import UNetConfig, UNetSeparator
 
 
@@ -78,7 +79,7 @@ def unet_recipe(separator: UNetSeparator, settings: DataSettings, seed: int = 0)
 
 
 def pit_recipe(separator: torch.nn.Module, settings: DataSettings, seed: int = 0) -> Recipe:
-    """Conv-TasNet and the STFT-mask baseline learn on random chunks of the speech mixtures,
+    """Conv-TasNet, the STFT-mask baseline and TF-GridNet learn on random chunks of the speech mixtures,
     with minus the SI-SNR under the best permutation of the outputs (PIT)."""
     dataset = settings.dataset or "speech"
     train_tracks = data.load_dataset(dataset, split="train")
@@ -122,4 +123,6 @@ MODELS: dict[str, ModelEntry] = {
                              description="Conv-TasNet, Luo & Mesgarani 2019 (notebook 05)"),
     "stft_mask": ModelEntry(STFTMaskConfig, STFTMaskNet, pit_recipe,
                             description="the STFT-mask BLSTM baseline of notebook 05"),
+    "gridnet": ModelEntry(GridNetConfig, TFGridNet, pit_recipe,
+                          description="TF-GridNet, Wang et al. 2023 (notebook 07)"),
 }

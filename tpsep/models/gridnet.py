@@ -48,7 +48,7 @@ class GridNetConfig:
     n_fft: int = 128  # STFT window length in samples (16 ms at 8 kHz); F = n_fft // 2 + 1 bins
     hop: int = 64  # STFT hop in samples (8 ms at 8 kHz)
     window: str = "sqrt_hann"  # analysis/synthesis window: "sqrt_hann" (the paper's) or "hann"
-    n_src: int = 2  # sources to output: 2 for two-speaker separation, 1 for enhancement
+    C: int = 2  # number of sources to output (the paper's C): 2 for two speakers, 1 for enhancement
     # the network, in the paper's notation
     D: int = 16  # embedding channels of every T-F unit
     B: int = 2  # number of GridNet blocks
@@ -289,7 +289,7 @@ class TFGridNet(nn.Module):
     """TF-GridNet as a separator.
 
     ``forward(mixture)``: ``(batch, channels, samples)`` at ``config.rate`` ->
-    ``(batch, n_src, channels, samples)``, same length; each channel is separated on its own.
+    ``(batch, C, channels, samples)``, same length; each channel is separated on its own.
     """
 
     def __init__(self, config: GridNetConfig = COURSE, verbose: bool = True):
@@ -303,8 +303,8 @@ class TFGridNet(nn.Module):
         if not 1 <= c.J <= c.I:
             raise ValueError(f"need 1 <= J <= I (a stride J larger than the kernel I would skip bins), "
                              f"got I={c.I}, J={c.J}")
-        if c.n_src < 1:
-            raise ValueError(f"n_src must be at least 1, got {c.n_src}")
+        if c.C < 1:
+            raise ValueError(f"C (the number of sources) must be at least 1, got {c.C}")
         window = torch.hann_window(c.n_fft)
         # The synthesis window is the same; sqrt-Hann squared is Hann, whose shifted copies
         # sum to a constant when frames overlap by half or more: analysis + synthesis is exact.
@@ -313,17 +313,17 @@ class TFGridNet(nn.Module):
         self.input_conv = nn.Conv2d(2, c.D, kernel_size=3, padding=1)  # RI -> D channels
         self.input_norm = GlobalNorm(c.D, c.norm_eps)
         self.blocks = nn.ModuleList(GridNetBlock(c) for _ in range(c.B))
-        self.output_conv = nn.ConvTranspose2d(c.D, 2 * c.n_src, kernel_size=3, padding=1)  # D -> RI per source
+        self.output_conv = nn.ConvTranspose2d(c.D, 2 * c.C, kernel_size=3, padding=1)  # D -> RI per source
         if verbose:
             print(parameter_report(self, f"D {c.D}, B {c.B}, I {c.I}, J {c.J}, H {c.H}, L {c.L}, E {c.E}, "
-                                         f"F {c.F}, {c.n_src} sources at {c.rate} Hz"))
+                                         f"F {c.F}, {c.C} sources at {c.rate} Hz"))
 
     def num_parameters(self) -> int:
         """Trainable parameters (the number printed at construction)."""
         return count_parameters(self)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        """Separate a mixture ``(batch, channels, samples)`` into ``(batch, n_src, channels, samples)``.
+        """Separate a mixture ``(batch, channels, samples)`` into ``(batch, C, channels, samples)``.
 
         The output sums approximately (not exactly) to the mixture: nothing forces it to.
         Raises ValueError for another layout or for NaN/inf in the mixture.
@@ -347,16 +347,16 @@ class TFGridNet(nn.Module):
         x = self.input_norm(x)
         for block in self.blocks:
             x = block(x)
-        ri = self.output_conv(x.permute(0, 3, 1, 2))  # (N, 2 * n_src, T, F)
+        ri = self.output_conv(x.permute(0, 3, 1, 2))  # (N, 2 * C, T, F)
 
         with full_precision(ri):
             n, _, frames, freqs = ri.shape
-            ri = ri.float().view(n, c.n_src, 2, frames, freqs)
-            estimate = torch.complex(ri[:, :, 0], ri[:, :, 1]).transpose(-1, -2)  # (N, n_src, F, T)
-            sources = torch.istft(estimate.reshape(n * c.n_src, freqs, frames), c.n_fft, hop_length=c.hop,
+            ri = ri.float().view(n, c.C, 2, frames, freqs)
+            estimate = torch.complex(ri[:, :, 0], ri[:, :, 1]).transpose(-1, -2)  # (N, C, F, T)
+            sources = torch.istft(estimate.reshape(n * c.C, freqs, frames), c.n_fft, hop_length=c.hop,
                                   window=self.window, center=True, length=samples)
-            sources = sources.view(n, c.n_src, samples) * scale[:, None]  # undo the normalisation
-        return sources.view(batch, channels, c.n_src, samples).transpose(1, 2)
+            sources = sources.view(n, c.C, samples) * scale[:, None]  # undo the normalisation
+        return sources.view(batch, channels, c.C, samples).transpose(1, 2)
 
 
 # -------------------------------------------------------------------------- parameter counts
@@ -383,7 +383,7 @@ def parameter_breakdown(config: GridNetConfig) -> dict:
         "intra-frame modules": c.B * rnn_module,
         "sub-band modules": c.B * rnn_module,
         "attention modules": c.B * attention,
-        "output conv": c.D * 2 * c.n_src * 9 + 2 * c.n_src,
+        "output conv": c.D * 2 * c.C * 9 + 2 * c.C,
     }
     parts["total"] = sum(parts.values())
     return parts
