@@ -22,19 +22,9 @@ import torch
 
 from tpsep import checkpoints
 from tpsep.data import load_dataset
-from tpsep.evaluation import evaluate
+from tpsep.evaluation import evaluate, per_sample_table
 
 CHECK_TRACKS = 12  # the quick check: enough to catch a change, fast enough for every test run
-
-
-def speech_si_sdri(model, tracks) -> pd.Series:
-    """SI-SDRi (dB) of ``model`` on each track (mean over its sources), indexed by track name."""
-    names = list(tracks[0].source_names)
-    scored = evaluate(model, tracks, targets=names, mode="si_sdr").groupby("track", sort=False)["value"].mean()
-    mixture = {t.name: t.mixture for t in tracks}
-    floor = evaluate(lambda t: {n: mixture[t.name] for n in names}, tracks, targets=names,
-                     mode="si_sdr").groupby("track", sort=False)["value"].mean()
-    return scored - floor
 
 
 def music_vocals_sdr(model, tracks) -> pd.Series:
@@ -47,7 +37,7 @@ def score(model, tracks, music: bool) -> dict:
     if music:
         per_track = music_vocals_sdr(model, tracks)
         return {"metric": "vocals SDR (museval, median of frame medians)", "value": round(float(per_track.median()), 3)}
-    per_track = speech_si_sdri(model, tracks)
+    per_track = per_sample_table(model, tracks)["improvement"]
     result = {"metric": "SI-SDRi (mean)", "value": round(float(per_track.mean()), 3),
               "median": round(float(per_track.median()), 3)}
     pairs = pd.Series({t.name: t.meta.get("pair") for t in tracks})

@@ -52,13 +52,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 import torch
 
-from tpsep import audio, cli, masks, metrics
+from tpsep import cli, masks
 from tpsep.checkpoints import load_checkpoint, load_separator
-from tpsep.data import load_dataset, memory_track
-from tpsep.evaluation import evaluate
+from tpsep.data import librispeech, load_dataset, memory_track
+from tpsep.evaluation import evaluate, per_sample_table
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
@@ -79,17 +78,6 @@ MUSIC_IRM = {"n_fft": 2048, "hop": 512}
 
 # --------------------------------------------------------------------------- real recordings
 
-def speakers_by_sex(speakers_txt: Path) -> dict:
-    """``{speaker id: "F" | "M"}`` from LibriSpeech's SPEAKERS.TXT (``ID | SEX | SUBSET | ...``)."""
-    sexes = {}
-    for line in speakers_txt.read_text().splitlines():
-        if line.startswith(";") or "|" not in line:
-            continue
-        speaker, sex = (field.strip() for field in line.split("|")[:2])
-        sexes[speaker] = sex
-    return sexes
-
-
 def real_speech_tracks(root: Path, rate: int = 8000, per_pair: int = 2, seed: int = 0) -> list:
     """Two-speaker mixtures of the LibriSpeech test-other speakers, LibriMix style.
 
@@ -98,7 +86,7 @@ def real_speech_tracks(root: Path, rate: int = 8000, per_pair: int = 2, seed: in
     utterance scaled to unit RMS first. Tracks carry ``meta["pair"]`` ("FF", "FM", "MM").
     """
     folder = root / "librispeech-mini" / "test-other"
-    sexes = speakers_by_sex(folder / "SPEAKERS.TXT")
+    sexes = librispeech.read_sexes(folder)
     speakers = sorted(p.name for p in folder.iterdir() if p.is_dir())
     rng = np.random.default_rng(seed)
     tracks = []
@@ -108,8 +96,7 @@ def real_speech_tracks(root: Path, rate: int = 8000, per_pair: int = 2, seed: in
                 utterances = []
                 for speaker in (first, second):
                     files = sorted((folder / speaker).glob("*.flac"))
-                    x, file_rate = sf.read(files[rng.integers(len(files))], dtype="float32")
-                    x = audio.resample(x, file_rate, rate)
+                    x = librispeech.read_utterance(files[rng.integers(len(files))], rate)
                     utterances.append(x / (np.sqrt(np.mean(x ** 2)) + 1e-12))
                 length = min(len(u) for u in utterances)
                 level_db = rng.uniform(0, 5)
@@ -117,7 +104,7 @@ def real_speech_tracks(root: Path, rate: int = 8000, per_pair: int = 2, seed: in
                 s2 = utterances[1][:length] * 10 ** (-level_db / 40)
                 gain = 0.5 / np.abs(s1 + s2).max()
                 sources = {"s1": (s1 * gain)[None], "s2": (s2 * gain)[None]}
-                pair = "".join(sorted(sexes[first] + sexes[second]))
+                pair = librispeech.pair_kind(sexes[first], sexes[second])
                 tracks.append(memory_track(f"{first}_{second}_{k}", rate, sources["s1"] + sources["s2"], sources,
                                            meta={"pair": pair, "speakers": [first, second]}))
     return tracks
@@ -135,33 +122,23 @@ def real_music_sets(root: Path) -> dict:
 
 # --------------------------------------------------------------------------- scoring
 
-def mixture_separator(track) -> dict:
-    """Doing nothing: every estimate is the mixture (the floor every score is read against)."""
-    mixture = np.asarray(track.mixture, dtype=np.float32)
-    names = list(track.source_names) + (["accompaniment"] if "vocals" in track.source_names else [])
-    return {name: mixture for name in names}
-
-
 def speech_scores(model, tracks) -> pd.DataFrame:
     """Mean SI-SDRi (dB) per method, overall and by pair of voices; rows: model, mixture, IRM."""
-    separators = {"mixture": mixture_separator, "model": model,
+    separators = {"mixture": masks.oracle_separator("mix"), "model": model,
                   "IRM": masks.oracle_separator("irm", **SPEECH_IRM)}
-    per_track = {}
+    rows = {}
     for name, separator in separators.items():
-        frame = evaluate(separator, tracks, targets=list(tracks[0].source_names), method=name, mode="si_sdr")
-        per_track[name] = frame.groupby("track", sort=False)["value"].mean()
-    table = pd.DataFrame(per_track)
-    improvement = table.sub(table["mixture"], axis=0)
-    pairs = pd.Series({t.name: t.meta.get("pair", "?") for t in tracks})
-    rows = {"SI-SDRi": improvement.mean()}
-    for pair, group in improvement.groupby(pairs.reindex(improvement.index)):
-        rows[f"{pair} ({len(group)})"] = group.mean()
-    return pd.DataFrame(rows).round(2)
+        table = per_sample_table(separator, tracks)
+        pairs = table["pair"] if "pair" in table.columns else pd.Series("?", index=table.index)
+        rows[name] = {"SI-SDRi": table["improvement"].mean(),
+                      **{f"{pair} ({len(group)})": group.mean()
+                         for pair, group in table["improvement"].groupby(pairs)}}
+    return pd.DataFrame(rows).T.round(2)
 
 
 def music_scores(model, tracks) -> pd.DataFrame:
     """Vocals SDR (museval, median of frame medians over tracks) and mean vocals SI-SDR, in dB."""
-    separators = {"mixture": mixture_separator, "model": model,
+    separators = {"mixture": masks.oracle_separator("mix"), "model": model,
                   "IRM": masks.oracle_separator("irm", **MUSIC_IRM)}
     rows = {}
     for name, separator in separators.items():
