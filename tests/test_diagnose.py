@@ -208,3 +208,277 @@ def test_overfit_takes_a_target_for_a_negative_loss():
     reached = overfit_one_batch(model, negative_si_snr, (mixture, source), steps=300, lr=1e-2, target=-12)
     assert reached.passed and min(reached.losses) <= -12 < reached.losses[0]
     assert "reached the target" in str(reached)
+
+
+# ---- find_nonfinite: where a NaN/Inf starts ----
+
+from torch import nn  # noqa: E402  (the tests above need only torch)
+
+from tpsep.diagnose import find_nonfinite  # noqa: E402
+
+
+class Log(nn.Module):
+    def forward(self, x):
+        return torch.log(x)
+
+
+class Magnitude(nn.Module):
+    """|z| of the complex numbers stored as (..., 2) real/imaginary, written by hand: its
+    gradient at z = 0 is 0/0."""
+
+    def forward(self, z):
+        return torch.sqrt(z[..., 0] ** 2 + z[..., 1] ** 2).unsqueeze(-1)
+
+
+class LogFeatures(nn.Module):
+    """tanh features, then their log: NaN wherever a feature is negative."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(4, 8)
+        self.compress = Log()
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(self.compress(torch.tanh(self.encoder(x))))
+
+
+class ZeroMagnitude(nn.Module):
+    """A zero-initialised layer gives exactly 0 to a hand-written magnitude."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+        self.magnitude = Magnitude()
+        self.head = nn.Linear(1, 1)
+        nn.init.zeros_(self.lin.weight)
+        nn.init.zeros_(self.lin.bias)
+
+    def forward(self, x):
+        return self.head(self.magnitude(self.lin(x)))
+
+
+class Clamped(nn.Module):
+    """A clamp to [0, 1e-6] that the first layer's outputs always overshoot or undershoot."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(4, 8)
+        self.second = nn.Linear(8, 1)
+        self.unused = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.second(torch.clamp(self.first(10 * x), 0, 1e-6))
+
+
+def mse(model, batch):
+    x, y = batch
+    return ((model(x) - y) ** 2).mean()
+
+
+def regression_batch(batch=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 4, generator=g), torch.randn(batch, 1, generator=g)
+
+
+def hooks_left(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(m._backward_pre_hooks) for m in model.modules())
+
+
+def test_find_nonfinite_names_the_layer_whose_output_is_nan():
+    torch.manual_seed(0)
+    model = LogFeatures()
+    result = find_nonfinite(model, mse, regression_batch())
+    assert result.first_nonfinite_output == "compress"
+    assert result.first_nonfinite_output_inputs[0].min < 0 and result.first_nonfinite_output_inputs[0].nonfinite == 0
+    assert not result.backward_ran and result.first_nonfinite_gradient is None and not result.ok
+    text = str(result)
+    assert "compress (Log)" in text and "input float32 (5, 8) in [-" in text and "this module made them" in text
+    assert np.isnan(result.loss)
+
+    class FunctionalLog(LogFeatures):  # the log is a function in the forward, not a module
+        def forward(self, x):
+            return self.head(torch.log(torch.tanh(self.encoder(x))))
+
+    torch.manual_seed(0)
+    functional = find_nonfinite(FunctionalLog(), mse, regression_batch())
+    assert functional.first_nonfinite_output == "head"
+    assert "already holds NaN/Inf" in str(functional) and "the model's own forward" in str(functional)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # no dtype is forced on the model
+        in_bf16 = find_nonfinite(model, mse, regression_batch())
+    assert in_bf16.first_nonfinite_output == "compress" and "input bfloat16" in str(in_bf16)
+
+
+def test_find_nonfinite_handles_lstm_tuples_and_broken_weights():
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(4, 3, batch_first=True)  # returns (output, (h, c))
+            self.head = nn.Linear(3, 1)
+
+        def forward(self, x):
+            y, _ = self.lstm(x)
+            return self.head(y)
+
+    torch.manual_seed(0)
+    model = Recurrent()
+    batch = (torch.randn(2, 6, 4), torch.randn(2, 6, 1))
+    assert find_nonfinite(model, mse, batch).findings == []
+    with torch.no_grad():  # +inf - inf in the first gate
+        model.lstm.bias_ih_l0[0], model.lstm.bias_hh_l0[0] = float("inf"), -float("inf")
+    result = find_nonfinite(model, mse, batch)
+    assert result.first_nonfinite_output == "lstm"
+    assert "weights already hold NaN/Inf: lstm.bias_ih_l0, lstm.bias_hh_l0" in str(result)
+
+    x = torch.randn(2, 6, 4)
+    x[1, 2, 3] = float("nan")
+    assert "batch[0] already holds NaN/Inf" in str(find_nonfinite(Recurrent(), mse, (x, batch[1])))
+
+
+def test_find_nonfinite_names_the_module_whose_backward_makes_nan():
+    model = ZeroMagnitude()
+    result = find_nonfinite(model, mse, regression_batch())
+    assert np.isfinite(result.loss) and result.first_nonfinite_output is None and result.backward_ran
+    assert result.first_nonfinite_gradient == "magnitude"
+    assert (result.first_nonfinite_gradient_inputs[0].min, result.first_nonfinite_gradient_inputs[0].max) == (0, 0)
+    assert result.nonfinite_parameter_grads == ["lin.weight", "lin.bias"]
+    text = str(result)
+    assert "magnitude (Magnitude): its output gradient is finite, its input gradient is not" in text and "in [0, 0]" in text
+
+    class InPlaceReLU(ZeroMagnitude):  # the ReLU overwrites lin's output: two values, one tensor
+        def __init__(self):
+            super().__init__()
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            return self.head(self.magnitude(self.act(self.lin(x))))
+
+    assert find_nonfinite(InPlaceReLU(), mse, regression_batch()).first_nonfinite_gradient == "magnitude"
+
+    def sqrt_loss(model, batch):  # the same trap in the loss: d sqrt(u) / du at u = 0
+        x, y = batch
+        return torch.sqrt(((model(x) * 0) ** 2).sum())
+
+    in_the_loss = find_nonfinite(nn.Linear(4, 1), sqrt_loss, regression_batch())
+    assert in_the_loss.first_nonfinite_gradient == "(model)" and "loss_fn's backward made it" in str(in_the_loss)
+    assert in_the_loss.nonfinite_parameter_grads == ["weight", "bias"]
+
+
+def test_find_nonfinite_reports_zero_and_missing_gradients():
+    torch.manual_seed(0)
+    result = find_nonfinite(Clamped(), mse, regression_batch())
+    assert result.first_nonfinite_output is None and result.first_nonfinite_gradient is None
+    assert result.zero_gradient_parameters == ["first.weight", "first.bias"]
+    assert result.missing_gradient_parameters == ["unused.weight", "unused.bias"]
+    text = str(result)
+    assert "exactly 0 everywhere, in 1 module: first (weight, bias)" in text and "clamp" in text
+    assert "no gradient at all, in 1 module: unused (weight, bias)" in text
+
+
+def test_find_nonfinite_reports_a_loss_of_exactly_zero():
+    def hardest_half(model, batch):  # learn only from the examples above the median error
+        x, y = batch
+        errors = ((model(x) - y) ** 2).mean(-1)
+        keep = (errors > errors.quantile(0.5)).float()
+        return (errors * keep).sum() / keep.sum().clamp_min(1)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    one = find_nonfinite(model, hardest_half, regression_batch(batch=1))
+    assert one.loss == 0 and len(one.zero_gradient_parameters) == 4
+    assert [(f.check, f.severity) for f in one.findings] == [("loss", "warning")]
+    assert "exactly 0 and so is every gradient" in str(one) and "batch size 1" in str(one)
+    assert find_nonfinite(model, hardest_half, regression_batch(batch=4)).findings == []
+
+
+def test_find_nonfinite_leaves_a_healthy_model_as_it_was():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(inplace=True), nn.Dropout(0.3),
+                          nn.Linear(8, 1))
+    batch = regression_batch()
+    mse(model, batch).backward()                      # mid-training: gradients are there
+    model.eval()
+    model[3].train()                                  # and modes differ between modules
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = [(p.grad, p.grad.clone()) for p in model.parameters()]
+    modes = [m.training for m in model.modules()]
+    random_state = torch.random.get_rng_state()
+
+    result = find_nonfinite(model, mse, batch)        # training mode: BatchNorm updates its statistics
+    assert result.ok and result.findings == [] and str(result).startswith("✓ find_nonfinite")
+    assert result.module_calls == 6 and result.gradients_checked > 0
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert all(p.grad is grad and torch.equal(grad, copy) for p, (grad, copy) in zip(model.parameters(), grads))
+    assert [m.training for m in model.modules()] == modes
+    assert torch.equal(torch.random.get_rng_state(), random_state)
+    assert hooks_left(model) == 0
+    assert find_nonfinite(model, mse, batch).loss == result.loss  # same dropout, same statistics
+
+    def failing(model, batch):
+        model(batch[0])
+        raise RuntimeError("a bug in loss_fn")
+
+    with pytest.raises(RuntimeError, match="a bug in loss_fn"):
+        find_nonfinite(model, failing, batch)
+    assert hooks_left(model) == 0 and [m.training for m in model.modules()] == modes
+    assert all(p.grad is grad for p, (grad, _) in zip(model.parameters(), grads))
+
+
+def test_find_nonfinite_on_bandsplit_and_silence():
+    from tpsep.losses import bandsplit_loss
+    from tpsep.models.bandsplit import BandSplit, BandSplitConfig
+
+    torch.manual_seed(0)
+    model = BandSplit(BandSplitConfig(N=8, L=1, H=8), verbose=False)
+    silence = (torch.zeros(1, 1, 8000), torch.zeros(1, 1, 1, 8000))  # 0.5 s at 16 kHz
+
+    def normalised_l1(model, batch):  # scale-invariant by hand: 0 / 0 on silence
+        mixture, sources = batch
+        estimate = model(mixture)
+        return (estimate / estimate.std() - sources / sources.std()).abs().mean()
+
+    def library_loss(model, batch):
+        mixture, sources = batch
+        return bandsplit_loss(model(mixture), sources)
+
+    by_hand = find_nonfinite(model, normalised_l1, silence)
+    assert np.isnan(by_hand.loss) and by_hand.first_nonfinite_output is None
+    assert [f.check for f in by_hand.findings] == ["loss"] and "loss_fn made it" in str(by_hand)
+
+    library = find_nonfinite(model, library_loss, silence)
+    assert library.loss == 0 and library.ok
+    assert library.first_nonfinite_output is None and library.first_nonfinite_gradient is None
+    assert library.nonfinite_parameter_grads == []
+
+    class HandNorm(nn.Module):  # a LayerNorm without its eps
+        def forward(self, x):
+            return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True)
+
+    model.band_split.norms[3] = HandNorm()
+    in_a_band = find_nonfinite(model, library_loss, silence)
+    assert in_a_band.first_nonfinite_output == "band_split.norms.3"
+    assert (in_a_band.first_nonfinite_output_inputs[0].min, in_a_band.first_nonfinite_output_inputs[0].max) == (0, 0)
+    assert "band_split.norms.3 (HandNorm)" in str(in_a_band)
+
+
+def test_find_nonfinite_rejects_bad_arguments():
+    model = nn.Linear(4, 1)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module.*got function"):
+        find_nonfinite(mse, model, regression_batch())
+    with pytest.raises(TypeError, match="loss_fn must be a function.*got str"):
+        find_nonfinite(model, "mse", regression_batch())
+    with pytest.raises(TypeError, match=r"scalar tensor, got float: return the tensor, not loss.item\(\)"):
+        find_nonfinite(model, lambda m, b: mse(m, b).item(), regression_batch())
+    with pytest.raises(ValueError, match=r"shape \(5, 1\).*\.mean\(\)"):
+        find_nonfinite(model, lambda m, b: (m(b[0]) - b[1]) ** 2, regression_batch())
+    assert hooks_left(model) == 0
+
+
+def test_the_trainers_nan_guard_points_to_find_nonfinite():
+    from tpsep.train import NAN_ADVICE, NonFiniteError, check_loss
+
+    with pytest.raises(NonFiniteError, match=r"tpsep\.diagnose\.find_nonfinite\(model, loss_fn, batch\)"):
+        check_loss(torch.tensor(float("nan")), 3, regression_batch(), nn.Linear(4, 1))
+    assert "check_batch" not in NAN_ADVICE

@@ -1,6 +1,6 @@
 """Sanity checks that catch the classic reasons why "the loss does not move".
 
-Three checks, each cheap enough to run before any long training:
+Four checks, each cheap enough to run before any long training (or when it breaks):
 
 - :func:`check_domains` looks at one batch of inputs and targets *before* the
   model: shapes (513 vs 512 bins), NaN, negative magnitudes, and whether
@@ -13,6 +13,10 @@ Three checks, each cheap enough to run before any long training:
 - :func:`overfit_one_batch` trains a copy of the model on one batch: a correct
   pipeline drives the loss down by a large factor in a few hundred steps. When
   it does not, the report lists the usual causes and what was observed.
+- :func:`find_nonfinite` runs one forward and backward with hooks when the loss or a gradient
+  turns NaN/Inf: it names the first module whose output, then the first module whose gradient,
+  is not finite (with the range of its input), the parameters with a NaN, zero or missing
+  gradient, and a loss of exactly 0. The trainer's NaN guard sends you there.
 
 Each returns plain objects whose ``str()`` is a readable report::
 
@@ -20,6 +24,7 @@ Each returns plain objects whose ``str()`` is a readable report::
         print(finding)
     print(mask_statistics(model, inputs))
     overfit_one_batch(model, loss_fn, batch)      # raises OverfitError with a report if it fails
+    print(find_nonfinite(model, loss_fn, batch))  # where a NaN/Inf starts, forward and backward
 """
 
 from __future__ import annotations
@@ -465,3 +470,442 @@ def _curve_findings(losses: list) -> list[Finding]:
                     f"the loss fell only to {low / start:.0%} of its start and stalled there: the remaining "
                     "part looks unreachable for this model and target (domain, scale, wrong target), "
                     "or the learning rate is too low")]
+
+
+# ----------------------------------------------------------------------------------------------
+# (d) where a NaN/Inf starts: one forward and one backward, watched by hooks
+# ----------------------------------------------------------------------------------------------
+
+MODEL_ITSELF = "(model)"  # how find_nonfinite names the model's own forward (named_modules() says "")
+
+FORWARD_CAUSES = ("a log or sqrt of a value <= 0, a division by a std, norm or sum that is 0 (a silent "
+                  "input), an exp that overflows")
+BACKWARD_CAUSES = ("a derivative that is infinite at these values: sqrt(x) or |z| = sqrt(re**2 + im**2) at 0, "
+                   "log(x) at 0, x / y with y near 0, x ** p with p < 1 at 0, or a torch.where / masked_fill "
+                   "that hides a NaN branch (its gradient still flows); put the eps inside, "
+                   "sqrt(x + eps) or x.clamp_min(eps), not after")
+
+
+@dataclass
+class TensorSummary:
+    """What one tensor held: dtype, shape, the range of its finite values and how many are NaN/Inf.
+    A complex tensor is described by its magnitude |x|."""
+
+    dtype: str
+    shape: tuple
+    min: float         # smallest finite value (of |x| if complex); nan when none is finite
+    max: float
+    nonfinite: int     # how many values are NaN or +-Inf
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> "TensorSummary":
+        values = tensor.detach()
+        values = (values.abs() if values.is_complex() else values).float()  # bf16 and complex, read in float32
+        finite = torch.isfinite(values)
+        kept = values[finite]
+        low, high = (kept.min().item(), kept.max().item()) if kept.numel() else (float("nan"), float("nan"))
+        return cls(str(tensor.dtype).replace("torch.", ""), tuple(tensor.shape), low, high,
+                   int((~finite).sum().item()))
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __str__(self) -> str:
+        text = f"{self.dtype} {self.shape}"
+        if self.size == 0:
+            return f"{text}, empty"
+        if self.nonfinite == self.size:
+            return f"{text}, all {self.size} values NaN/Inf"
+        values = "|x| in" if self.dtype.startswith("complex") else "in"
+        text += f" {values} [{self.min:.4g}, {self.max:.4g}]"
+        return text + (f", {self.nonfinite} of {self.size} NaN/Inf" if self.nonfinite else "")
+
+
+@dataclass
+class NonFiniteReport:
+    """What :func:`find_nonfinite` saw in one forward and backward; ``print()`` it.
+
+    Module names are those of ``model.named_modules()`` (e.g. ``band_split.norms.3``), and
+    ``"(model)"`` for the model's own forward."""
+
+    loss: float
+    first_nonfinite_output: str | None = None      # first module (forward order) with NaN/Inf in its output
+    first_nonfinite_output_inputs: list = field(default_factory=list)    # TensorSummary of its inputs
+    first_nonfinite_gradient: str | None = None    # first module (backward order) where the gradient breaks
+    first_nonfinite_gradient_inputs: list = field(default_factory=list)  # TensorSummary of its forward inputs
+    nonfinite_parameter_grads: list = field(default_factory=list)    # parameter names
+    zero_gradient_parameters: list = field(default_factory=list)     # gradient exactly 0 everywhere
+    missing_gradient_parameters: list = field(default_factory=list)  # requires_grad, but .grad stayed None
+    findings: list = field(default_factory=list)   # Finding, most telling first
+    module_calls: int = 0       # module calls watched in the forward
+    gradients_checked: int = 0  # module inputs/outputs whose gradient the backward reached
+    backward_ran: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """No finding of severity "error"."""
+        return not any(f.severity == "error" for f in self.findings)
+
+    def report(self) -> str:
+        backward = (f"{_count(self.gradients_checked, 'gradient')} checked in the backward" if self.backward_ran
+                    else "backward not run (it needs a finite loss that has a gradient)")
+        head = (f"find_nonfinite: loss {self.loss:.6g}, {_count(self.module_calls, 'module call')} in the forward, "
+                f"{backward}")
+        if not self.findings:
+            return f"✓ {head}: nothing non-finite, every parameter gets a non-zero gradient"
+        return "\n".join([head] + [str(f) for f in self.findings])
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # what a notebook cell shows
+        printer.text(self.report())
+
+
+def find_nonfinite(model, loss_fn, batch, *, training: bool = True) -> NonFiniteReport:
+    """Run ``loss_fn(model, batch)`` and its backward once, with hooks, and say where NaN/Inf start.
+
+    The trainer's NaN guard only knows that the loss (or a gradient norm) is not finite. This
+    check watches every module of the model:
+
+    - forward: the first module, in the order the calls finish, whose output holds NaN/Inf, with
+      the range of its inputs (finite inputs: that module made them; non-finite ones: the code
+      that feeds it did). When every module output is finite but the loss is not, ``loss_fn``
+      made it.
+    - backward (only when the loss is finite): the first module, going from the loss towards the
+      input, where the gradient stops being finite: a module whose output gradient is finite but
+      which passes a NaN/Inf to its input (``sqrt`` at 0 ...), with the range its input had in the
+      forward; then the parameters whose gradient is NaN/Inf.
+    - dead gradients: the parameters whose gradient is exactly 0 everywhere (a clamp or ReLU that
+      saturates, a zero input) or missing (an unused layer, a detached branch), and a loss of
+      exactly 0 (a mask or quantile that keeps nothing, e.g. at batch size 1).
+
+    Nothing of the model changes: the weights are not stepped, the buffers (BatchNorm statistics)
+    and random generators are restored, every module gets its train/eval mode back, the ``.grad``
+    already there (mid-training) are put back, and every hook is removed, even when ``loss_fn``
+    raises. Call it inside ``torch.autocast(...)`` to check a mixed-precision step: it forces no dtype.
+
+    Args:
+        model: the ``torch.nn.Module`` that ``loss_fn`` calls.
+        loss_fn: ``loss_fn(model, batch) -> scalar tensor``, as for :func:`tpsep.train.fit`.
+        batch: one batch, as the loader yields it; moved to the model's device.
+        training: run the model in training mode (dropout, batch statistics) as the trainer does;
+            False: in eval mode.
+
+    Returns:
+        a :class:`NonFiniteReport`; ``print()`` it.
+
+    Raises:
+        TypeError: ``model`` is not a module, ``loss_fn`` is not callable or returns no tensor.
+        ValueError: ``loss_fn`` returns a tensor that is not one real number.
+    """
+    from tpsep.devices import move_to
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"find_nonfinite: model must be a torch.nn.Module (the network loss_fn calls), "
+                        f"got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"find_nonfinite: loss_fn must be a function loss_fn(model, batch) -> scalar tensor, "
+                        f"got {type(loss_fn).__name__}")
+    parameters = list(model.parameters())
+    if parameters:
+        batch = move_to(batch, parameters[0].device)
+    findings = _broken_before_the_forward(model, batch)
+
+    probe = _Probe()
+    saved_grads = [(p, p.grad) for p in parameters]
+    saved_buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    saved_modes = [(m, m.training) for m in model.modules()]
+    cuda_devices = sorted({p.device.index for p in parameters if p.device.type == "cuda"})
+    try:
+        probe.attach(model)
+        for p in parameters:
+            p.grad = None  # a fresh gradient, not added to what an interrupted step left
+        model.train(training)
+        # fork_rng: dropout here must not shift the random numbers of the training that called us;
+        # enable_grad: a notebook cell under torch.no_grad() still gets its gradients
+        with torch.random.fork_rng(devices=cuda_devices), torch.enable_grad():
+            loss = _checked_loss(loss_fn(model, batch))
+            loss_value = loss.detach().float().item()
+            can_backward = np.isfinite(loss_value) and loss.requires_grad
+            if can_backward:
+                loss.backward()
+        gradients = [(name, p.grad) for name, p in model.named_parameters() if p.requires_grad]
+    finally:
+        probe.detach()
+        with torch.no_grad():
+            for buffer, value in saved_buffers:
+                buffer.copy_(value)
+        for module, mode in saved_modes:
+            module.training = mode
+        for p, grad in saved_grads:
+            p.grad = grad
+
+    result = NonFiniteReport(loss=loss_value, module_calls=len(probe.calls),
+                             gradients_checked=probe.gradients_checked, backward_ran=bool(can_backward))
+    findings += _forward_findings(probe, loss_value, result)
+    if np.isfinite(loss_value) and not loss.requires_grad:
+        findings.append(Finding("gradient", "error",
+            "the loss has no gradient (requires_grad=False): the graph is cut between the model and the "
+            "loss (.detach(), .item(), .numpy(), torch.no_grad()) or every parameter is frozen"))
+    if can_backward:
+        findings += _backward_findings(probe, gradients, loss_value, result)
+    result.findings = findings
+    return result
+
+
+def _checked_loss(loss) -> torch.Tensor:
+    """``loss`` if it is one real number in a tensor; otherwise a clear error."""
+    if not isinstance(loss, torch.Tensor):
+        hint = ": return the tensor, not loss.item()" if isinstance(loss, (int, float)) else ""
+        raise TypeError(f"find_nonfinite: loss_fn(model, batch) must return a scalar tensor, "
+                        f"got {type(loss).__name__}{hint}")
+    if loss.ndim != 0 or not loss.is_floating_point():
+        raise ValueError(f"find_nonfinite: loss_fn(model, batch) must return a scalar real tensor, got a "
+                         f"{str(loss.dtype).replace('torch.', '')} tensor of shape {tuple(loss.shape)} "
+                         "(reduce it to one number, e.g. .mean())")
+    return loss
+
+
+def _broken_before_the_forward(model, batch) -> list[Finding]:
+    """NaN/Inf that are there before the model runs: in the batch, or in the weights."""
+    from tpsep.train import named_tensors
+
+    findings = []
+    for name, tensor in named_tensors(batch, "batch"):
+        if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all():
+            findings.append(Finding("finite", "error",
+                f"{name} already holds NaN/Inf ({TensorSummary.of(tensor)}): the data is broken, not the model"))
+    broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        findings.append(Finding("finite", "error",
+            f"the weights already hold NaN/Inf: {_first_few(broken)}; an earlier step broke them "
+            "(run this check on the batch of that step)"))
+    return findings
+
+
+def _forward_findings(probe: "_Probe", loss: float, result: NonFiniteReport) -> list[Finding]:
+    if probe.first_bad_output is not None:
+        call, outputs = probe.first_bad_output
+        result.first_nonfinite_output = _label(call.name)
+        result.first_nonfinite_output_inputs = call.inputs
+        inputs = "; ".join(str(s) for s in call.inputs) or "no tensor"
+        if any(s.nonfinite for s in call.inputs):
+            why = (f"its input already holds NaN/Inf although no module before it output any: the code that "
+                   f"feeds it made them, in {_forward_of(_parent(call.name))} (a function, not a module), "
+                   "in loss_fn, or the batch")
+        else:
+            why = f"its input is finite, so this module made them: {FORWARD_CAUSES}"
+        return [Finding("forward", "error",
+            f"the first module whose output holds NaN/Inf is {result.first_nonfinite_output} ({call.kind}): "
+            f"output {'; '.join(str(s) for s in outputs)}; input {inputs}; {why}")]
+    if not np.isfinite(loss):
+        return [Finding("loss", "error",
+            f"every module output is finite but the loss is {loss}: loss_fn made it: {FORWARD_CAUSES} "
+            "(a silent estimate or target normalised by its std or norm)")]
+    return []
+
+
+def _backward_findings(probe: "_Probe", gradients: list, loss: float, result: NonFiniteReport) -> list[Finding]:
+    findings = []
+    if probe.first_bad_gradient is not None:
+        findings.append(_first_bad_gradient_finding(probe, result))
+
+    result.nonfinite_parameter_grads = [n for n, g in gradients if g is not None and not torch.isfinite(g).all()]
+    result.missing_gradient_parameters = [n for n, g in gradients if g is None]
+    result.zero_gradient_parameters = [n for n, g in gradients
+                                       if g is not None and torch.isfinite(g).all() and not g.any()]
+    if result.nonfinite_parameter_grads:
+        findings.append(Finding("gradient", "error",
+            f"{len(result.nonfinite_parameter_grads)} of {_count(len(gradients), 'parameter')} get a NaN/Inf "
+            f"gradient although the loss is finite: {_first_few(result.nonfinite_parameter_grads)}"))
+    everything_zero = len(result.zero_gradient_parameters) == len(gradients)
+    if loss == 0:
+        zero = " and so is every gradient" if everything_zero else ""
+        findings.append(Finding("loss", "warning",
+            f"the loss is exactly 0{zero}: this batch teaches nothing. Fine for one batch of silence against "
+            "silence; if it happens on every batch: a mask, threshold or quantile that keeps no element "
+            "(at batch size 1, 'the examples above the median' is none of them), a target equal to the "
+            "estimate, or a loss multiplied by an empty mask"))
+    elif result.zero_gradient_parameters:  # with a loss of 0, zero gradients are expected
+        findings.append(Finding("gradient", "error" if everything_zero else "warning",
+            f"{len(result.zero_gradient_parameters)} of {_count(len(gradients), 'parameter')} get a gradient of "
+            f"exactly 0 everywhere, in {_by_module(result.zero_gradient_parameters)}: a clamp or ReLU that saturates "
+            "(every value outside the range it lets through), a sigmoid or tanh saturated, or an input of zeros"))
+    if result.missing_gradient_parameters:
+        findings.append(Finding("gradient", "error" if len(result.missing_gradient_parameters) == len(gradients)
+                                else "warning",
+            f"{len(result.missing_gradient_parameters)} of {_count(len(gradients), 'parameter')} get no gradient at "
+            f"all, in {_by_module(result.missing_gradient_parameters)}: unused by loss_fn, or behind a .detach() / "
+            "torch.no_grad()"))
+    return findings
+
+
+def _first_bad_gradient_finding(probe: "_Probe", result: NonFiniteReport) -> Finding:
+    """Name the module where the backward first produced a NaN/Inf, from the first tensor whose gradient was one."""
+    watched, gradient = probe.first_bad_gradient
+    # the tensor's gradient is what the backward of its readers sent: the innermost modules that took it
+    # as input are the suspects (a function of the parent that read it too would be blamed on them)
+    consumers = [c for c in watched.consumers
+                 if not any(other is not c and _inside(other.name, c.name) for other in watched.consumers)]
+    if consumers:
+        culprit = consumers[0]
+        result.first_nonfinite_gradient = _label(culprit.name)
+        result.first_nonfinite_gradient_inputs = culprit.inputs
+        others = (f" (or in {', '.join(_label(c.name) for c in consumers[1:])}, which read the same input)"
+                  if len(consumers) > 1 else "")
+        output = "its output gradient is finite, " if culprit.output_gradient_finite else ""
+        return Finding("gradient", "error",
+            f"the gradient first becomes NaN/Inf in the backward of {result.first_nonfinite_gradient} "
+            f"({culprit.kind}){others}: {output}its input gradient is not ({gradient}); its input in the "
+            f"forward: {'; '.join(str(s) for s in culprit.inputs)}; {BACKWARD_CAUSES}")
+    producer = watched.producers[0]
+    result.first_nonfinite_gradient = _label(producer.name)
+    result.first_nonfinite_gradient_inputs = producer.inputs
+    if any(p.name == "" for p in watched.producers):
+        where = "the gradient reaching the model's output is already NaN/Inf, so loss_fn's backward made it"
+    else:
+        where = (f"the gradient reaching the output of {result.first_nonfinite_gradient} ({producer.kind}) is "
+                 f"NaN/Inf while every gradient closer to the loss was finite: the code that uses this output "
+                 f"made it, in {_forward_of(_parent(producer.name))} (a function, not a module) or in loss_fn")
+    return Finding("gradient", "error", f"{where} ({gradient}); {BACKWARD_CAUSES}")
+
+
+@dataclass
+class _Call:
+    """One call of one module in the forward."""
+
+    name: str                      # qualified name, "" for the model itself
+    kind: str                      # its class
+    inputs: list                   # TensorSummary of its tensor inputs, taken before it ran
+    output_gradient_finite: bool | None = None  # None: the backward did not reach its output
+
+
+@dataclass
+class _Watched:
+    """A tensor that went in or out of a module call, and whose gradient the backward checks."""
+
+    tensor: torch.Tensor           # held, so that its id() is not reused during the check
+    producers: list = field(default_factory=list)  # calls that output it (a child, and its parent returning it)
+    consumers: list = field(default_factory=list)  # calls that took it as input
+
+
+class _Probe:
+    """The hooks of :func:`find_nonfinite`, and what they saw.
+
+    Forward: a pre-hook per module summarises its inputs; a hook after it checks its outputs.
+    Backward: a hook on each input and output tensor that requires a gradient checks that
+    gradient as the backward reaches it (tensor hooks, not module backward hooks: those
+    misbehave with modules that return tuples, like nn.LSTM, or change their input in place)."""
+
+    def __init__(self):
+        self.calls: list[_Call] = []
+        self.running: list[_Call] = []   # calls that have started and not finished (nested modules)
+        self.first_bad_output = None     # (call, [TensorSummary of its outputs])
+        self.watched: dict = {}          # (id, version) -> _Watched
+        self.gradients_checked = 0
+        self.first_bad_gradient = None   # (_Watched, TensorSummary of the gradient)
+        self.handles = []
+
+    def attach(self, model) -> None:
+        for name, module in model.named_modules():
+            self.handles.append(module.register_forward_pre_hook(self._before(name), with_kwargs=True))
+            self.handles.append(module.register_forward_hook(self._after(), with_kwargs=True))
+
+    def detach(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+        self.watched = {}  # let the tensors go
+
+    def _before(self, name: str):
+        def hook(module, args, kwargs):
+            tensors = list(_tensors((args, kwargs)))
+            call = _Call(name, type(module).__name__, [TensorSummary.of(t) for t in tensors])
+            self.calls.append(call)
+            self.running.append(call)
+            for tensor in tensors:
+                self._watch(tensor, consumer=call)
+        return hook
+
+    def _after(self):
+        def hook(module, args, kwargs, output):
+            call = self.running.pop()
+            outputs = list(_tensors(output))
+            if self.first_bad_output is None and any(not torch.isfinite(t).all() for t in outputs):
+                self.first_bad_output = (call, [TensorSummary.of(t) for t in outputs])
+            for tensor in outputs:
+                self._watch(tensor, producer=call)
+        return hook
+
+    def _watch(self, tensor: torch.Tensor, producer: _Call | None = None, consumer: _Call | None = None) -> None:
+        if not tensor.requires_grad:
+            return
+        # the version counts in-place changes: after x.relu_(), x holds another value with its own gradient
+        key = (id(tensor), tensor._version)
+        if key not in self.watched:
+            watched = self.watched[key] = _Watched(tensor)
+            self.handles.append(tensor.register_hook(lambda gradient: self._check_gradient(watched, gradient)))
+        if producer is not None:
+            self.watched[key].producers.append(producer)
+        if consumer is not None:
+            self.watched[key].consumers.append(consumer)
+
+    def _check_gradient(self, watched: _Watched, gradient: torch.Tensor) -> None:
+        self.gradients_checked += 1
+        finite = bool(torch.isfinite(gradient).all())
+        for call in watched.producers:
+            call.output_gradient_finite = finite and call.output_gradient_finite is not False
+        if not finite and self.first_bad_gradient is None:
+            self.first_bad_gradient = (watched, TensorSummary.of(gradient))
+
+
+def _tensors(obj):
+    """The float and complex tensors inside nested tuples, lists and dicts (an LSTM returns
+    ``(output, (h, c))``); integer tensors (indices, lengths) cannot hold NaN and are skipped."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors(value)
+
+
+def _label(name: str) -> str:
+    return name or MODEL_ITSELF
+
+
+def _parent(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else ""
+
+
+def _forward_of(name: str) -> str:
+    return f"the forward of {name}" if name else "the model's own forward"
+
+
+def _inside(inner: str, outer: str) -> bool:
+    """Is module ``inner`` a descendant of module ``outer`` (qualified names, "" = the model)?"""
+    return inner != outer and (outer == "" or inner.startswith(outer + "."))
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def _first_few(names: list, count: int = 4) -> str:
+    return ", ".join(names[:count]) + (f" ... ({len(names) - count} more)" if len(names) > count else "")
+
+
+def _by_module(names: list, count: int = 4) -> str:
+    """``hidden (weight, bias), out (bias)``: parameter names grouped by the module that holds them."""
+    groups: dict = {}
+    for name in names:
+        module, _, parameter = name.rpartition(".")
+        groups.setdefault(module or MODEL_ITSELF, []).append(parameter)
+    text = ", ".join(f"{module} ({', '.join(params)})" for module, params in list(groups.items())[:count])
+    more = len(groups) - count
+    return f"{_count(len(groups), 'module')}: {text}" + (f" ... ({more} more)" if more > 0 else "")

@@ -404,8 +404,8 @@ class EpochBatches:
 # Gradients: the NaN/Inf guard, clipping, EMA
 # ----------------------------------------------------------------------------------------------
 
-NAN_ADVICE = ("run tpsep.diagnose.overfit_one_batch on this batch, or tpsep.diagnose.check_batch, "
-              "to find where it starts")
+NAN_ADVICE = ("run tpsep.diagnose.find_nonfinite(model, loss_fn, batch) on this batch: it names the first "
+              "layer whose output or gradient is not finite")
 
 
 def check_loss(loss: torch.Tensor, step: int, batch, model) -> None:
