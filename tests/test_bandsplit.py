@@ -141,8 +141,17 @@ def test_a_mixture_of_the_wrong_layout_is_a_clear_error():
     model = BandSplit(TINY, verbose=False)
     with pytest.raises(ValueError, match=r"unsqueeze"):
         model(noise(2, 2000))
-    with pytest.raises(ValueError, match=r"1 channel.*has 2.*channels=2"):
-        model(noise(2, 2, 2000))
+    with pytest.raises(ValueError, match=r"2 channel.*has 1.*channels=1"):
+        BandSplit(replace(TINY, channels=2), verbose=False)(noise(2, 1, 2000))
+
+
+def test_a_mono_model_separates_each_channel_of_a_stereo_mixture_on_its_own():
+    model = BandSplit(TINY, verbose=False)
+    left, right = noise(2, 1, 2000, seed=1), noise(2, 1, 2000, seed=2)
+    stereo = model(torch.cat([left, right], dim=1))
+    assert stereo.shape == (2, 1, 2, 2000)
+    assert torch.allclose(stereo[:, :, :1], model(left), atol=1e-6)
+    assert torch.allclose(stereo[:, :, 1:], model(right), atol=1e-6)
 
 
 # ---- sizes from the papers
@@ -246,3 +255,97 @@ def test_a_few_adam_steps_reduce_the_loss_on_a_fixed_batch(sequence_model):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+# ---- the command line
+
+
+def _toy_music(count, seed):
+    """Four stems of 1.2 s at 16 kHz: a sung tone with harmonics up to 6 kHz over noise drums,
+    a bass sine and a chord."""
+    import numpy as np
+
+    from tpsep.data import memory_track
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(19200) / 16000
+    tracks = []
+    for i in range(count):
+        f0 = rng.uniform(200, 400)
+        stems = {"vocals": sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 15)),
+                 "drums": rng.standard_normal(t.size) * (np.sin(2 * np.pi * 2 * t) > 0.9),
+                 "bass": np.sin(2 * np.pi * rng.uniform(50, 90) * t),
+                 "other": sum(np.sin(2 * np.pi * f * t) for f in rng.uniform(300, 900, 3))}
+        stems = {k: (0.1 * v[None]).astype("float32") for k, v in stems.items()}
+        tracks.append(memory_track(f"toy{seed}_{i}", 16000, sum(stems.values()), stems))
+    return tracks
+
+
+def test_train_command_writes_a_checkpoint_that_separate_and_evaluate_understand(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    import tpsep.data
+    from tpsep import evaluation
+    from tpsep.checkpoints import load_separator
+    from tpsep.cli import main
+    from tpsep.separate import track_separator
+
+    splits = {"train": _toy_music(3, 0), "valid": _toy_music(1, 1), "test": _toy_music(2, 2)}
+    monkeypatch.setattr(tpsep.data, "load_dataset", lambda name, split="train", **kw: splits[split])
+    options = ["N=8", "L=1", "H=8", "mask_mult=1"]
+    assert main(["train", "bandsplit", "--max-steps", "2", "--batch-size", "2", "--out", str(tmp_path),
+                 "--no-progress", "--json", str(tmp_path / "train.json"), "--seconds", "0.5",
+                 *sum((["--option", o] for o in options), [])]) == 0
+    assert json.loads((tmp_path / "train.json").read_text())["steps"] == 2
+    model = load_separator(str(tmp_path / "last.pt"))
+    assert isinstance(model, BandSplit) and model.config.N == 8 and model.config.sources == ("vocals",)
+
+    track = splits["test"][0]
+    estimates = track_separator(model)(track)
+    assert list(estimates) == ["vocals", "accompaniment"] and estimates["vocals"].shape == track.mixture.shape
+
+    parser = argparse.ArgumentParser()
+    evaluation.add_evaluate_command(parser.add_subparsers())
+    results = evaluation.evaluate_from_args(parser.parse_args(
+        ["evaluate", str(tmp_path / "last.pt"), "--dataset", "music", "--metric", "si_sdr"]))
+    assert results["tracks"] == 2 and "vocals" in next(iter(results["summary"].values()))
+
+
+def test_train_command_says_which_sources_the_data_lacks(tmp_path, monkeypatch, capsys):
+    import tpsep.data
+    from tpsep.cli import main
+
+    monkeypatch.setattr(tpsep.data, "load_dataset", lambda name, split="train", **kw: _toy_music(2, 0))
+    assert main(["train", "bandsplit", "--max-steps", "1", "--out", str(tmp_path), "--no-progress",
+                 "--option", "sources=('vocals', 'piano')"]) == 2
+    assert "no source(s) ['piano']" in capsys.readouterr().err
+
+
+# ---- the exercises of notebook 06 fail on the classic mistakes
+
+
+def test_notebook_exercises_reject_the_classic_mistakes(capsys):
+    from tpsep.exercises import check, get
+
+    def floor_bins(edges_hz, rate, n_fft):  # int() instead of round(): boundaries one bin low
+        boundaries = [0] + [int(f * n_fft / rate) for f in edges_hz] + [n_fft // 2 + 1]
+        return [b - a for a, b in zip(boundaries, boundaries[1:])]
+
+    def without_nyquist(edges_hz, rate, n_fft):  # the 512-of-513 slip
+        widths = get("06.band_bins").reference(edges_hz, rate, n_fft)
+        return widths[:-1] + [widths[-1] - 1]
+
+    def halves_split(X, widths):  # real parts of every bin, then imaginary parts
+        parts = torch.view_as_real(X).permute(0, 3, 4, 2, 1)  # (batch, T, 2, F, channels)
+        return [band.reshape(*band.shape[:2], -1) for band in parts.split(widths, dim=3)]
+
+    def real_product(raw, X):
+        batch, frames, _ = raw.shape
+        parts = raw.reshape(batch, frames, X.shape[2], X.shape[1], 2).permute(0, 3, 2, 1, 4)
+        return torch.complex(parts[..., 0] * X.real, parts[..., 1] * X.imag)
+
+    for name, attempt in (("06.band_bins", floor_bins), ("06.band_bins", without_nyquist),
+                          ("06.split_bands", halves_split), ("06.apply_complex_mask", real_product)):
+        assert check(name, attempt, seed=1) is get(name).reference, name
+        assert capsys.readouterr().out.startswith(f"✗ {name}")

@@ -200,6 +200,11 @@ def save_tiny(tmp_path, name):
     if name == "unet":
         config = UNetConfig(depth=6, channels=4, max_channels=8)
         trained = UNet(config, verbose=False)
+    elif name == "bandsplit":
+        from tpsep.models.bandsplit import BandSplit, BandSplitConfig
+
+        config = BandSplitConfig(N=8, L=1, H=8, mask_mult=1)
+        trained = BandSplit(config, verbose=False)
     elif name == "gridnet":
         from tpsep.models.gridnet import TINY, TFGridNet
 
@@ -214,7 +219,8 @@ def save_tiny(tmp_path, name):
 
 
 @pytest.mark.parametrize("model_name, names", [("unet", ["vocals", "accompaniment"]), ("convtasnet", ["s1", "s2"]),
-                                              ("gridnet", ["s1", "s2"])])
+                                              ("gridnet", ["s1", "s2"]),
+                                              ("bandsplit", ["vocals", "accompaniment"])])
 def test_separate_command_on_44k_stereo_writes_44k_at_the_input_length(tmp_path, capsys, model_name, names):
     from tpsep import audio
     from tpsep.cli import main
@@ -266,3 +272,17 @@ def test_evaluate_scores_any_checkpoint(tmp_path):
     pair = memory_track("p", 8000, sum(speech.values()), speech)
     frames = evaluate(load_separator(save_tiny(tmp_path, "convtasnet")), [pair], targets=["s1", "s2"], mode="si_sdr")
     assert set(frames["target"]) == {"s1", "s2"} and np.isfinite(frames["value"]).all()
+
+
+def test_bandsplit_residual_is_the_mixture_minus_its_target_at_the_input_rate(tmp_path):
+    """The band-split model outputs vocals only; separate() adds the accompaniment as what is left,
+    so the two estimates add up to the 44.1 kHz mixture, band above the model's 8 kHz included."""
+    from tpsep.checkpoints import load_separator
+
+    model = load_separator(save_tiny(tmp_path, "bandsplit"))
+    mixture = 0.1 * np.random.default_rng(1).standard_normal((2, 44100)).astype(np.float32)
+    estimates = separate(model, mixture, 44100)
+    assert list(estimates) == ["vocals", "accompaniment"]
+    assert estimates["vocals"].shape == mixture.shape
+    assert np.allclose(estimates["vocals"] + estimates["accompaniment"], mixture, atol=1e-6)
+    assert not np.allclose(estimates["vocals"], 0)

@@ -19,7 +19,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from tpsep import data
-from tpsep.losses import l1_mask_loss, pit_si_snr_loss
+from tpsep.losses import bandsplit_loss, l1_mask_loss, pit_si_snr_loss
+from tpsep.models.bandsplit import BandSplit, BandSplitConfig
 from tpsep.models.convtasnet import ConvTasNet, ConvTasNetConfig, STFTMaskConfig, STFTMaskNet
 from tpsep.models.gridnet import GridNetConfig, TFGridNet
 from tpsep.models.unet import UNetConfig, UNetSeparator
@@ -100,6 +101,33 @@ def pit_recipe(separator: torch.nn.Module, settings: DataSettings, seed: int = 0
     return Recipe(separator, loss_fn, *_loaders(train_set, valid_set, settings), dataset)
 
 
+def bandsplit_recipe(separator: BandSplit, settings: DataSettings, seed: int = 0) -> Recipe:
+    """The band-split model learns on random chunks of the music stems, full band at its own rate,
+    with BSRNN's loss: waveform L1 + L1 on the real and imaginary parts of the STFT at the model's
+    own resolution (Luo & Yu 2023). Chunks where a target is digital silence are drawn again."""
+    c = separator.config
+    dataset = settings.dataset or "music"
+    train_tracks = data.load_dataset(dataset, split="train")
+    first = train_tracks[0]
+    missing = [s for s in c.sources if s not in first.source_names and s != "accompaniment"]
+    if missing:
+        raise ValueError(f"{dataset!r} has no source(s) {missing}; it has {list(first.source_names)}; "
+                         f"set --option \"sources={tuple(first.source_names)}\" (or a subset)")
+    if first.channels != c.channels:
+        raise ValueError(f"{dataset!r} has {first.channels} channel(s), the model {c.channels}; "
+                         f"set --option channels={first.channels}")
+    chunks = dict(rate=c.rate, sources=c.sources)
+    train_set = data.ChunkDataset(train_tracks, settings.seconds, remix=settings.remix, seed=seed, **chunks)
+    valid_set = data.ChunkDataset(data.load_dataset(dataset, split="valid"), settings.seconds, **chunks)
+    own_resolution = ((c.n_fft, c.hop, c.n_fft),)
+
+    def loss_fn(model, batch):
+        mixture, targets = batch                    # (batch, channels, samples), (batch, sources, channels, samples)
+        return bandsplit_loss(model(mixture), targets, resolutions=own_resolution)
+
+    return Recipe(separator, loss_fn, *_loaders(train_set, valid_set, settings), dataset)
+
+
 def _loaders(train_set, valid_set, settings: DataSettings):
     train = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=True,
                        num_workers=settings.num_workers)
@@ -123,6 +151,8 @@ MODELS: dict[str, ModelEntry] = {
                              description="Conv-TasNet, Luo & Mesgarani 2019 (notebook 05)"),
     "stft_mask": ModelEntry(STFTMaskConfig, STFTMaskNet, pit_recipe,
                             description="the STFT-mask BLSTM baseline of notebook 05"),
+    "bandsplit": ModelEntry(BandSplitConfig, BandSplit, bandsplit_recipe,
+                            description="band-split RNN / RoFormer, Luo & Yu 2023, Lu et al. 2024 (notebook 06)"),
     "gridnet": ModelEntry(GridNetConfig, TFGridNet, pit_recipe,
                           description="TF-GridNet, Wang et al. 2023 (notebook 07)"),
 }

@@ -65,13 +65,16 @@ def separate(separator: torch.nn.Module, mixture, rate: int) -> dict[str, np.nda
     outputs = separator(torch.from_numpy(low)[None].to(device))[0].float().cpu().numpy()  # (sources, channels, samples)
     separator.train(was_training)
     names = source_names(separator)
-    if outputs.shape[0] != len(names):
-        raise ValueError(f"{type(separator).__name__} returned {outputs.shape[0]} sources for names {names}")
     residual = getattr(separator, "residual_source", None)
+    # a separator returns every named source, or all but the residual (the band-split model)
+    computed = [n for n in names if n != residual]
+    if outputs.shape[0] == len(names):
+        outputs = [output for name, output in zip(names, outputs) if name != residual]
+    elif outputs.shape[0] != len(computed):
+        raise ValueError(f"{type(separator).__name__} returned {outputs.shape[0]} sources for names {names}")
     estimates = {}
-    for name, output in zip(names, outputs):
-        if name != residual:
-            estimates[name] = fit_length(audio.resample(output, model_rate, rate), mixture.shape[-1])
+    for name, output in zip(computed, outputs):
+        estimates[name] = fit_length(audio.resample(output, model_rate, rate), mixture.shape[-1])
     if residual is not None:
         estimates[residual] = (mixture - sum(estimates.values())).astype(np.float32)
         estimates = {name: estimates[name] for name in names}

@@ -37,7 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tpsep import spectral
-from tpsep.models import count_parameters, parameter_report
+from tpsep.models import count_parameters, each_channel, parameter_report
+from tpsep.models.unet import residual_name
 
 # ----------------------------------------------------------------------------- config
 
@@ -240,12 +241,17 @@ class BandSplitter(nn.Module):
         self.projections = nn.ModuleList(nn.Linear(size, N) for size in sizes)
 
     def forward(self, X):
-        # (batch, channels, F, T) complex -> (batch, T, F, channels, 2) real, real/imaginary last
-        parts = torch.view_as_real(X).permute(0, 3, 2, 1, 4)
-        bands = parts.split(self.widths, dim=2)
-        features = [project(norm(band.reshape(*band.shape[:2], -1)))
-                    for band, norm, project in zip(bands, self.norms, self.projections)]
+        features = [project(norm(band))
+                    for band, norm, project in zip(split_bands(X, self.widths), self.norms, self.projections)]
         return torch.stack(features, dim=1)  # (batch, K, T, N)
+
+
+def split_bands(X: torch.Tensor, widths: list[int]) -> list[torch.Tensor]:
+    """Cut a complex spectrogram ``(batch, channels, F, T)`` into K bands of ``widths`` bins, each
+    as real numbers per frame: ``(batch, T, F_k * channels * 2)``, ordered (bin, channel, real/imaginary)."""
+    check_band_widths(widths, 2 * (X.shape[-2] - 1))
+    parts = torch.view_as_real(X).permute(0, 3, 2, 1, 4)  # (batch, T, F, channels, 2)
+    return [band.reshape(*band.shape[:2], -1) for band in parts.split(list(widths), dim=2)]
 
 
 class BLSTMSequence(nn.Module):
@@ -346,6 +352,14 @@ class MaskEstimator(nn.Module):
         return torch.cat([mlp(z[:, k]) for k, mlp in enumerate(self.mlps)], dim=-1)
 
 
+def interleaved_to_complex(raw: torch.Tensor, bins: int, channels: int) -> torch.Tensor:
+    """Raw masks ``(..., T, F * channels * 2)``, laid out (bin, channel, real/imaginary) like the
+    band-split input, -> complex masks ``(..., channels, F, T)``, in float32 (bf16 has no complex type)."""
+    with torch.autocast(device_type=raw.device.type, enabled=False):
+        parts = raw.float().reshape(*raw.shape[:-1], bins, channels, 2)  # (..., T, F, channels, 2)
+        return torch.view_as_complex(parts).movedim(-3, -1).movedim(-3, -2)  # (..., channels, F, T)
+
+
 # ----------------------------------------------------------------------------- model
 
 
@@ -366,6 +380,10 @@ class BandSplit(nn.Module):
         if c.hop <= 0 or c.hop > c.n_fft:
             raise ValueError(f"hop must be between 1 and n_fft = {c.n_fft}, got {c.hop}")
         self.widths = band_bins(c)
+        # One target (vocals) leaves a rest (accompaniment) that tpsep.separate computes as the
+        # mixture minus the target, at the input's rate and band: the model itself never outputs it.
+        self.residual_source = residual_name(c.sources[0]) if len(c.sources) == 1 else None
+        self.sources = tuple(c.sources) + ((self.residual_source,) if self.residual_source else ())
         self.bins = c.n_fft // 2 + 1
         self.band_split = BandSplitter(self.widths, c.channels, c.N, c.norm)
         self.layers = nn.ModuleList(BandSequenceLayer(c) for _ in range(c.L))
@@ -416,9 +434,7 @@ class BandSplit(nn.Module):
         if size != self.bins * channels * 2:
             raise ValueError(f"raw masks have {size} values per frame, expected F * channels * 2 = "
                              f"{self.bins} * {channels} * 2 = {self.bins * channels * 2} for this config")
-        with torch.autocast(device_type=raw.device.type, enabled=False):
-            parts = raw.float().reshape(batch, sources, frames, self.bins, channels, 2)
-            return torch.view_as_complex(parts).permute(0, 1, 4, 3, 2)
+        return interleaved_to_complex(raw, self.bins, channels)
 
     def apply_masks(self, masks: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """The complex product, in float32: masks ``(batch, sources, channels, F, T)`` times the
@@ -446,16 +462,20 @@ class BandSplit(nn.Module):
             hint = " (add the channel axis: x.unsqueeze(1))" if mixture.dim() == 2 else ""
             raise ValueError(f"BandSplit expects a mixture (batch, channels, samples), got shape "
                              f"{tuple(mixture.shape)}{hint}")
-        if mixture.shape[1] != c.channels:
+        if c.channels == 2 and mixture.shape[1] != 2:
             raise ValueError(f"BandSplit was built for {c.channels} channel(s) (config.channels) but the mixture has "
-                             f"{mixture.shape[1]} (shape {tuple(mixture.shape)}); build the model with "
-                             f"channels={mixture.shape[1]}, or convert the audio (to mono: x.mean(1, keepdim=True))")
+                             f"{mixture.shape[1]} (shape {tuple(mixture.shape)}); give it stereo audio, or build a mono "
+                             "model (channels=1), which separates each channel on its own")
         if mixture.shape[-1] <= c.n_fft // 2:
             raise ValueError(f"BandSplit needs more than n_fft / 2 = {c.n_fft // 2} samples, got {mixture.shape[-1]}")
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        """``(batch, channels, samples)`` -> ``(batch, sources, channels, samples)``."""
+        """``(batch, channels, samples)`` -> ``(batch, sources, channels, samples)``. A mono model
+        separates each channel of a multichannel mixture on its own, as BSRNN does with stereo songs."""
         self.check_mixture(mixture)
+        if self.config.channels == 1 and mixture.shape[1] > 1:
+            return each_channel(lambda mono: self(mono[:, None])[:, :, 0], mixture, len(self.config.sources),
+                                "BandSplit")
         X = self.spectrogram(mixture)
         masks = self.complex_masks(self.raw_masks(X))
         return self.waveforms(self.apply_masks(masks, X), length=mixture.shape[-1])
