@@ -1,6 +1,6 @@
 """Sanity checks that catch the classic reasons why "the loss does not move".
 
-Four checks, each cheap enough to run before any long training (or when it breaks):
+Five checks, each cheap enough to run before any long training (or when it breaks):
 
 - :func:`check_domains` looks at one batch of inputs and targets *before* the
   model: shapes (513 vs 512 bins), NaN, negative magnitudes, and whether
@@ -17,6 +17,11 @@ Four checks, each cheap enough to run before any long training (or when it break
   turns NaN/Inf: it names the first module whose output, then the first module whose gradient,
   is not finite (with the range of its input), the parameters with a NaN, zero or missing
   gradient, and a loss of exactly 0. The trainer's NaN guard sends you there.
+- :func:`check_pipeline` distrusts absurd scores: it scores the mixture itself against each
+  reference (about 0 dB for two speakers; -36 dB means the pipeline, not the model, is broken),
+  finds shifted references by cross-correlation, references at the wrong sample rate by their
+  spectrum, (B, 1, T) against (B, T) broadcasts, and, in a run's log, a loss with the wrong sign,
+  a collapsed learning rate, and improvements spread tens of dB both ways.
 
 Each returns plain objects whose ``str()`` is a readable report::
 
@@ -25,14 +30,21 @@ Each returns plain objects whose ``str()`` is a readable report::
     print(mask_statistics(model, inputs))
     overfit_one_batch(model, loss_fn, batch)      # raises OverfitError with a report if it fails
     print(find_nonfinite(model, loss_fn, batch))  # where a NaN/Inf starts, forward and backward
+    print(check_pipeline(tracks, separator=model, log="runs/tasnet"))  # can these scores be trusted?
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import scipy.fft
 import torch
 
 from tpsep.spectral import as_tensor
@@ -909,3 +921,1102 @@ def _by_module(names: list, count: int = 4) -> str:
     text = ", ".join(f"{module} ({', '.join(params)})" for module, params in list(groups.items())[:count])
     more = len(groups) - count
     return f"{_count(len(groups), 'module')}: {text}" + (f" ... ({more} more)" if more > 0 else "")
+
+
+# ----------------------------------------------------------------------------------------------
+# (e) the evaluation pipeline: distrust absurd scores
+# ----------------------------------------------------------------------------------------------
+#
+# A mixture of two speakers scores about 0 dB SI-SDR against each of them, noisy speech a few dB
+# below. A mixture that scores -36 dB against its reference is not "a hard example": the two
+# signals are nearly uncorrelated, so every score computed against that reference (the model's,
+# the improvement, the validation loss) measures the pipeline, not the model. The checks below
+# look for the usual culprits: a delayed reference, a wrong sample rate, a reference paired with
+# another item, a (B, 1, T) against (B, T) broadcast, and, in a run's log, a loss logged with the
+# wrong sign or a learning rate that collapsed long before the end.
+
+INPUT_FLOOR_DB = -15.0      # below this, a mixture and its reference are not the same recording
+INPUT_CEILING_DB = 40.0     # above this, the reference is (almost) the mixture itself
+LEVEL_MARGIN_DB = 6.0       # how far below what the levels predict a score may fall before it counts
+MAX_LAG_SECONDS = 0.25      # how far the cross-correlation looks for a shift, each way
+LAG_TOLERANCE = 2           # samples; at 8 kHz one sample of lag already costs ~5 dB of SI-SDR
+ROLLOFF_FLOOR_DB = 60.0     # a spectrum "stops" where its power falls 60 dB below its peak
+ROLLOFF_TOLERANCE = 0.15    # a rolloff ratio within 15% of a rate factor points at that factor
+LR_COLLAPSE = 1e-3          # an LR below this fraction of its peak no longer moves the weights
+SPREAD_DB = 10.0            # improvements beyond +-10 dB on both sides: a broken pipeline
+MAX_EXAMPLES = 4            # examples listed in one finding
+
+# Pairs of sample rates that get confused, as (higher, lower): a ratio of bandwidths (or of
+# lengths) near higher / lower names the likely mix-up.
+RATE_MIX_UPS = ((16000, 8000), (44100, 16000), (48000, 16000), (32000, 8000), (44100, 8000),
+                (48000, 8000))
+
+
+@dataclass
+class PipelineReport:
+    """What :func:`check_pipeline` found; ``print()`` it.
+
+    Attributes:
+        table: one row per track (index: the track's name). Per source ``<s>``: ``input_<s>``,
+            the SI-SDR (dB) of the mixture against the reference; ``lag_<s>``, how many samples
+            the reference is late against the mixture (NaN: no shift within the search makes them
+            alike); ``rolloff_ratio_<s>``, the reference's bandwidth over the mixture's (1 when both
+            stop at the same frequency). With estimates: ``output_<s>``, ``improvement_<s>`` and
+            ``output_lag_<s>`` (how many samples the estimate is late against its reference).
+            Also ``samples`` (the mixture's length) and ``input``, ``output``, ``improvement``: the
+            means over sources.
+        findings: :class:`Finding` list, the most telling first.
+        tracks_checked: how many tracks (or batch items) were scored.
+        tracks_given: how many were passed (only the first ``max_tracks`` are checked).
+        rates: the sample rates seen (empty for arrays without ``rate``).
+        max_lag: the lag search went from ``-max_lag`` to ``+max_lag`` samples.
+        run: key figures read from the run's log (empty without ``log``).
+    """
+
+    table: pd.DataFrame
+    findings: list = field(default_factory=list)
+    tracks_checked: int = 0
+    tracks_given: int = 0
+    rates: tuple = ()
+    max_lag: int = 0
+    run: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No finding of severity "error"."""
+        return not any(f.severity == "error" for f in self.findings)
+
+    def report(self) -> str:
+        lines = [self._headline()] + self._data_lines() + self._run_lines()
+        if self.findings:
+            lines += [str(f) for f in self.findings]
+        else:
+            lines.append("✓ no problem found")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # what a notebook cell shows
+        printer.text(self.report())
+
+    def _headline(self) -> str:
+        parts = []
+        if self.tracks_given:
+            checked = (f"{self.tracks_checked} of {self.tracks_given} tracks" if self.tracks_checked < self.tracks_given
+                       else _count(self.tracks_checked, "track"))
+            parts.append(checked)
+        if self.rates:
+            parts.append(" / ".join(f"{r} Hz" for r in self.rates))
+        sources = _sources_of(self.table)
+        if sources:
+            parts.append("sources " + ", ".join(sources))
+        if self.run:
+            parts.append("a run's log")
+        return "check_pipeline: " + ", ".join(parts)
+
+    def _data_lines(self) -> list[str]:
+        table, sources = self.table, _sources_of(self.table)
+        if table.empty or not sources:
+            return []
+        lines = []
+        inputs = table[[f"input_{s}" for s in sources]].to_numpy(dtype=float)
+        lines.append(f"  input SI-SDR, mixture vs each reference: {_db_range(inputs)} "
+                     f"(suspicious: below {INPUT_FLOOR_DB:+.0f}, above {INPUT_CEILING_DB:+.0f} dB)")
+        lags = table[[f"lag_{s}" for s in sources]].to_numpy(dtype=float)
+        rate = self.rates[0] if len(self.rates) == 1 else None
+        found = lags[np.isfinite(lags)]
+        if found.size and found.min() == found.max():
+            lag_text = f"{found[0]:+.0f} samples everywhere" if found[0] else "0 samples everywhere"
+        elif found.size:
+            lag_text = f"{found.min():+.0f} .. {found.max():+.0f} samples"
+        else:
+            lag_text = "none found"
+        missing = int(np.isnan(lags).sum())
+        if missing and found.size:
+            lag_text += f" ({missing} pair{'s' if missing > 1 else ''} alike at no shift)"
+        window = f"±{self.max_lag} samples" + (f", ±{1000 * self.max_lag / rate:.0f} ms" if rate else "")
+        lines.append(f"  lag of each reference behind the mixture: {lag_text} (searched {window})")
+        ratios = table[[f"rolloff_ratio_{s}" for s in sources]].to_numpy(dtype=float)
+        if np.isfinite(ratios).any():
+            lines.append(f"  rolloff ratio, reference / mixture bandwidth: {np.nanmin(ratios):.2f} .. "
+                         f"{np.nanmax(ratios):.2f}")
+        if "output" in table:
+            outputs = table[[f"output_{s}" for s in sources if f"output_{s}" in table]].to_numpy(dtype=float)
+            improvements = table["improvement"].to_numpy(dtype=float) if "improvement" in table else []
+            lines.append(f"  output SI-SDR: {_db_range(outputs)}; improvement per track: {_db_range(improvements)}")
+        return lines
+
+    def _run_lines(self) -> list[str]:
+        run = self.run
+        if not run:
+            return []
+        parts = [f"{run['steps']:,} steps" if run.get("steps") else "no training step"]
+        if run.get("epochs"):
+            parts.append(f"{run['epochs']:,} epochs")
+        if run.get("lr_peak"):
+            parts.append(f"lr peak {run['lr_peak']:.3g} -> end {run['lr_end']:.3g}")
+        if run.get("best_step") is not None:
+            epoch = f" (epoch {run['best_epoch']})" if run.get("best_epoch") is not None else ""
+            parts.append(f"lowest validation loss {run['best_valid']:.4g} at step {run['best_step']:,}{epoch}")
+        return ["  run: " + ", ".join(parts)]
+
+
+def check_pipeline(tracks=None, *, mixture=None, references=None, estimates=None, separator=None,
+                   log=None, rate: int | None = None, max_tracks: int = 20,
+                   max_lag_seconds: float = MAX_LAG_SECONDS, loss_kind: str = "auto") -> PipelineReport:
+    """Check that the scores of a separation pipeline can be trusted, before reading any of them.
+
+    Run it on the data (and, if you have them, the estimates and the run's log) whenever a score
+    looks absurd: a validation "SI-SNR" of -30 dB, improvements from -38 to +43 dB, a best
+    checkpoint very early in a long run. It checks:
+
+    1. the **input score**: the SI-SDR of the mixture against each reference. A mixture of two
+       speakers scores about 0 dB against each, noisy speech down to about -10 dB. Far below
+       -15 dB (and below what the signal levels predict, so that a quiet stem of a song is not
+       blamed), mixture and reference are not the same recording: a reference from another item,
+       a wrong sample rate, a shifted file.
+    2. the **lengths** of mixture, references and estimates (scores use the part they share).
+    3. the **lag** of each reference (and estimate) against the mixture (reference), found by
+       cross-correlation within ``±max_lag_seconds``: more than 2 samples is an error, 1 or 2 a
+       warning (on 8 kHz speech, 1 sample of lag costs about 5 dB, 1 ms gives about -20 dB,
+       32 ms about -34 dB).
+    4. the **sample rate**, seen in the spectrum: each signal's *rolloff*, the highest frequency
+       whose power is within 60 dB of its spectrum's peak. A reference read at the wrong rate has
+       its spectrum squeezed or stretched: its rolloff is half (or twice, three times...) the
+       mixture's. (The 99%-energy rolloff was measured and rejected: on the course's healthy
+       speech its ratio already spans 0.36 to 1.55, because a source's energy lies where its
+       voice is.) A narrowband source (a bass) also has a low ratio, so a ratio only counts
+       together with a broken input score; the reference is then resampled by the named factor
+       to confirm. With ``rate``, tracks at another rate are named too.
+    5. the **shapes**: estimates ``(B, 1, T)`` against references ``(B, T)`` (or any pair that
+       broadcasts to a third shape) are reported before any score, never silently broadcast.
+    6. a run's **loss sign** (``log``): a loss that is minus SI-SNR should be negative and fall.
+       See "How the log is read" below for the exact heuristic.
+    7. the **learning rate** (``log``): an LR that ends below 1/1000 of its peak, with the step
+       where it fell there and where the lowest validation loss was.
+    8. the **improvement spread** (``estimates`` or ``separator``): improvements beyond ±10 dB on
+       both sides across tracks (e.g. -38 to +43 dB) mean some items are scored against the
+       wrong references.
+
+    How the log is read: the training loss comes from the keys ``loss`` / ``train_loss``, the
+    validation loss from ``valid_loss`` / ``val_loss`` / ``validation_loss``, the LR from ``lr`` /
+    ``learning_rate``; other numeric keys whose name holds "snr" or "sdr" (and not "loss") are
+    metrics where higher is better. A loss counts as dB-like (minus an SI-SNR) when
+    ``loss_kind="si_snr"``, or, with ``loss_kind="auto"``, when a loss key's name holds "snr" or
+    "sdr", when it ever goes below 0 (L1 and MSE cannot), or when it ends between +10 and +60
+    (where SI-SNRs in dB live). A dB-like loss that is positive and rising over the run (median
+    of its last quarter above that of its first quarter by more than 1 dB) is logged or
+    minimised with the wrong sign: an error. One that merely sits above +10 is an error with
+    ``loss_kind="si_snr"`` and a warning with ``"auto"``. A loss that falls while a metric of
+    the same run falls too (or rises while it rises) is an error whatever the kind.
+
+    Args:
+        tracks: a list of :class:`tpsep.data.Track` (e.g. ``load_dataset("speech", split="test")[:10]``);
+            the references are each track's ``sources``.
+        mixture, references: instead of tracks, arrays (numpy or torch). ``mixture``: ``(samples,)``
+            (one item), ``(batch, samples)`` or ``(batch, channels, samples)``; ``references``: the
+            mixture's shape (one source per item, e.g. the clean speech of an enhancement task) or
+            with a sources axis after the batch axis, ``(batch, sources, [channels,] samples)``.
+            Lists of such arrays, one per item, are accepted too (items of different lengths).
+        estimates: optional. With arrays: the references' shape. With tracks: a list with one
+            entry per track, a dict ``{source: (channels, samples)}`` (what a separator returns) or
+            an array ``(sources, [channels,] samples)`` in the order of ``track.source_names``.
+            Estimates are matched to references by the permutation of best SI-SDR (PIT models
+            output their sources in any order).
+        separator: instead of ``estimates``: a torch module ``(batch, channels, samples) ->
+            (batch, sources, channels, samples)`` (e.g. :class:`tpsep.models.convtasnet.ConvTasNet`;
+            one with ``config.rate`` is run through :func:`tpsep.separate.separate`, which
+            resamples), or, with tracks, a function ``separator(track) -> {source: estimate}``.
+        log: a run's log: the path of its ``log.jsonl`` or of its folder, a list of dicts (one per
+            line), a :class:`tpsep.reporting.History` or its ``state_dict()``.
+        rate: the sample rate the pipeline expects, in Hz: tracks at another rate are reported.
+            With arrays, the arrays' rate (gives the lags in ms and the search window in seconds;
+            without it the window is 4000 samples).
+        max_tracks: check only the first ``max_tracks`` tracks (or batch items).
+        max_lag_seconds: the lag search window, each way.
+        loss_kind: what the logged loss is: "auto" (guess, see above), "si_snr" (minus an SI-SNR
+            or SI-SDR in dB) or "other" (L1, MSE...: never read as dB).
+
+    Returns:
+        a :class:`PipelineReport`: ``.table`` (one row per track), ``.findings``, ``.ok``;
+        ``print()`` it.
+
+    Raises:
+        ValueError: nothing to check, ``tracks`` together with ``mixture``, ``mixture`` without
+            ``references``, both ``estimates`` and ``separator``, a wrong count of estimates,
+            or a bad setting.
+        TypeError: an argument of the wrong type (named, with what was expected).
+        FileNotFoundError: ``log`` names a file or folder that does not exist.
+    """
+    _check_arguments(tracks, mixture, references, estimates, separator, log, rate, max_tracks,
+                     max_lag_seconds, loss_kind)
+    findings: list[Finding] = []
+    items, tracks_given = [], 0
+    if tracks is not None:
+        tracks = _as_track_list(tracks)
+        tracks_given = len(tracks)
+        if estimates is not None:
+            estimates = _one_per_track(estimates, tracks_given)[:max_tracks]
+        items = _items_from_tracks(tracks[:max_tracks], estimates)
+        findings += _rate_findings(items, rate)
+    elif mixture is not None:
+        items, shape_findings = _items_from_arrays(mixture, references, estimates, rate)
+        findings += shape_findings
+        tracks_given = len(items)
+        items = items[:max_tracks]
+    if separator is not None:
+        findings += _run_separator(separator, items)
+
+    rates = tuple(sorted({item.rate for item in items if item.rate}))
+    lag_rate = rates[0] if len(rates) == 1 else (rate or 16000)  # 16 kHz: 0.25 s = 4000 samples
+    max_lag = max(1, int(round(max_lag_seconds * lag_rate)))
+    rows, notes = [], _Notes()
+    for item in items:
+        rows.append(_check_item(item, max_lag, notes))
+    table = _ordered(pd.DataFrame(rows).set_index("track")) if rows else pd.DataFrame()
+    findings += notes.findings(len(items))
+    findings += _spread_findings(table)
+
+    run = {}
+    if log is not None:
+        run_log = _read_run_log(log)
+        log_findings, run = _log_findings(run_log, loss_kind)
+        findings += log_findings
+    findings.sort(key=lambda f: f.severity != "error")  # errors first, each group in check order
+    return PipelineReport(table=table, findings=findings, tracks_checked=len(items), tracks_given=tracks_given,
+                          rates=rates, max_lag=max_lag, run=run)
+
+
+# ---- arguments ---------------------------------------------------------------------------------
+
+
+def _is_track(obj) -> bool:
+    return hasattr(obj, "mixture") and hasattr(obj, "sources") and hasattr(obj, "source_names")
+
+
+def _as_track_list(tracks) -> list:
+    """``tracks`` as a list of Track (one Track alone is a list of one); anything else is a TypeError."""
+    if _is_track(tracks):
+        return [tracks]
+    if isinstance(tracks, (str, bytes, dict, np.ndarray, torch.Tensor)) or not hasattr(tracks, "__iter__"):
+        raise TypeError(f"check_pipeline: tracks must be a list of tpsep.data.Track (e.g. "
+                        f"load_dataset('speech', split='test')[:10]), got {type(tracks).__name__}; "
+                        "for arrays use mixture= and references=")
+    tracks = list(tracks)
+    for index, track in enumerate(tracks):
+        if not _is_track(track):
+            raise TypeError(f"check_pipeline: tracks must be a list of tpsep.data.Track, but item {index} "
+                            f"is a {type(track).__name__}")
+    if not tracks:
+        raise ValueError("check_pipeline got an empty list of tracks; check the dataset name and split")
+    return tracks
+
+
+def _check_arguments(tracks, mixture, references, estimates, separator, log, rate, max_tracks,
+                     max_lag_seconds, loss_kind) -> None:
+    if tracks is None and mixture is None and references is None and log is None:
+        raise ValueError("check_pipeline needs something to check: tracks (a list of tpsep.data.Track), "
+                         "or mixture= and references= (arrays), and/or log= (a run's log.jsonl, its folder, a "
+                         "list of dicts or a History); got none of them")
+    if tracks is not None and (mixture is not None or references is not None):
+        raise ValueError("check_pipeline: pass either tracks or mixture=/references=, not both "
+                         "(the tracks already hold their mixture and references)")
+    if (mixture is None) != (references is None):
+        given, missing = ("mixture", "references") if mixture is not None else ("references", "mixture")
+        raise ValueError(f"check_pipeline: {given}= was given without {missing}=: the input score compares "
+                         "the mixture with each reference, so both are needed")
+    if estimates is not None and separator is not None:
+        raise ValueError("check_pipeline: pass estimates= or separator= (which makes them), not both")
+    if (estimates is not None or separator is not None) and tracks is None and mixture is None:
+        raise ValueError("check_pipeline: estimates and a separator are scored against references: "
+                         "pass tracks, or mixture= and references=, with them")
+    if separator is not None and not callable(separator):
+        raise TypeError(f"check_pipeline: separator must be a torch module (batch, channels, samples) -> "
+                        f"(batch, sources, channels, samples) or a function separator(track) -> "
+                        f"{{source: estimate}}, got {type(separator).__name__}")
+    if separator is not None and not isinstance(separator, torch.nn.Module) and tracks is None:
+        raise TypeError("check_pipeline: with mixture=/references= arrays, separator must be a torch module; "
+                        f"a function of a track ({type(separator).__name__}) needs tracks")
+    if rate is not None:
+        from tpsep.audio import check_rate
+        check_rate(rate, "check_pipeline")
+    if isinstance(max_tracks, bool) or not isinstance(max_tracks, (int, np.integer)) or max_tracks < 1:
+        raise ValueError(f"check_pipeline: max_tracks must be a positive integer, got {max_tracks!r}")
+    if not isinstance(max_lag_seconds, (int, float)) or not max_lag_seconds > 0:
+        raise ValueError(f"check_pipeline: max_lag_seconds must be a positive number of seconds, "
+                         f"got {max_lag_seconds!r}")
+    if loss_kind not in ("auto", "si_snr", "other"):
+        raise ValueError(f"check_pipeline: loss_kind must be 'auto', 'si_snr' or 'other', got {loss_kind!r}")
+
+
+# ---- what is checked: one item = a mixture, its references, maybe estimates ----------------------
+
+
+@dataclass
+class _Item:
+    """One example: float64 numpy arrays ``(channels, samples)``; references and estimates by name."""
+
+    name: str
+    rate: int | None
+    mixture: np.ndarray
+    references: dict
+    estimates: dict | None = None
+    track: object = None            # the Track it comes from, if any (a separator function takes it)
+
+
+def _audio(x, what: str) -> np.ndarray:
+    """``x`` as a float64 numpy array (from numpy, torch or a list of numbers)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+        x = x.numpy()
+    try:
+        array = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"check_pipeline: {what} must be a numpy array or torch tensor of audio samples, "
+                        f"got {type(x).__name__}") from None
+    return array
+
+
+def _two_d(x: np.ndarray) -> np.ndarray:
+    """(samples,) -> (1, samples); (channels, samples) unchanged."""
+    return x[None] if x.ndim == 1 else x
+
+
+def _one_per_track(estimates, tracks: int) -> list:
+    if isinstance(estimates, (dict, np.ndarray, torch.Tensor)) or not isinstance(estimates, (list, tuple)):
+        raise TypeError(f"check_pipeline: with tracks, estimates must be a list with one entry per track "
+                        f"(a dict {{source: (channels, samples)}} or an array), got {type(estimates).__name__}")
+    if len(estimates) != tracks:
+        raise ValueError(f"check_pipeline: {len(estimates)} estimates for {_count(tracks, 'track')}; "
+                         "expected one entry per track, in the same order")
+    return list(estimates)
+
+
+def _items_from_tracks(tracks: list, estimates: list | None) -> list[_Item]:
+    items = []
+    for index, track in enumerate(tracks):
+        references = {name: _two_d(_audio(track.sources[name], f"source {name!r} of track {track.name!r}"))
+                      for name in track.source_names}
+        mixture = _two_d(_audio(track.mixture, f"mixture of track {track.name!r}"))
+        item = _Item(str(track.name), int(track.rate), mixture, references, track=track)
+        if estimates is not None:
+            item.estimates = _estimates_of_track(estimates[index], track)
+        items.append(item)
+    return items
+
+
+def _estimates_of_track(entry, track) -> dict:
+    if isinstance(entry, dict):
+        return {str(name): _two_d(_audio(value, f"estimate {name!r} of track {track.name!r}"))
+                for name, value in entry.items()}
+    array = _audio(entry, f"the estimates of track {track.name!r}")
+    channels = np.shape(track.mixture)[0]
+    if array.ndim == 1 or (array.ndim == 2 and len(track.source_names) == 1 and channels > 1):
+        array = array[None]  # one source
+    if array.shape[0] != len(track.source_names):
+        raise ValueError(f"check_pipeline: the estimates of track {track.name!r} have shape {array.shape}; "
+                         f"expected (sources, [channels,] samples) with its {len(track.source_names)} sources "
+                         f"{list(track.source_names)} first, or a dict {{source: estimate}}")
+    return {name: _two_d(array[i]) for i, name in enumerate(track.source_names)}
+
+
+def _items_from_arrays(mixture, references, estimates, rate) -> tuple[list[_Item], list[Finding]]:
+    """Split batched arrays (or lists of per-item arrays) into items; shape problems are findings."""
+    if isinstance(mixture, (list, tuple)):
+        if not isinstance(references, (list, tuple)) or len(references) != len(mixture):
+            raise ValueError(f"check_pipeline: mixture is a list of {len(mixture)} items, so references must be a "
+                             f"list of as many, got {type(references).__name__}"
+                             + (f" of {len(references)}" if isinstance(references, (list, tuple)) else ""))
+        if estimates is not None and (not isinstance(estimates, (list, tuple)) or len(estimates) != len(mixture)):
+            raise ValueError(f"check_pipeline: mixture is a list of {len(mixture)} items, so estimates must be a "
+                             f"list of as many, got {type(estimates).__name__}")
+        items, findings = [], []
+        for index in range(len(mixture)):
+            # each item is a batch of one: the same rules, and the same findings, as for a batch
+            one_mixture = _audio(mixture[index], f"mixture[{index}]")[None]
+            one_references = _audio(references[index], f"references[{index}]")[None]
+            one_estimates = None if estimates is None else _audio(estimates[index], f"estimates[{index}]")[None]
+            batch_items, batch_findings = _split_batch(one_mixture, one_references, one_estimates, rate,
+                                                       names=[f"item {index}"])
+            items += batch_items
+            findings += [f for f in batch_findings if str(f) not in {str(g) for g in findings}]
+        return items, findings
+    mixture = _audio(mixture, "mixture")
+    references = _audio(references, "references")
+    estimates = None if estimates is None else _audio(estimates, "estimates")
+    if mixture.ndim == 1:  # one item: give it a batch axis
+        mixture, references = mixture[None], references[None]
+        estimates = None if estimates is None else estimates[None]
+    return _split_batch(mixture, references, estimates, rate)
+
+
+def _split_batch(mixture: np.ndarray, references: np.ndarray, estimates, rate, names=None):
+    """``mixture`` (B, T) or (B, C, T); references (B, [S,] [C,] T); estimates like the references."""
+    if mixture.ndim not in (2, 3):
+        raise ValueError(f"check_pipeline: mixture must be (samples,), (batch, samples) or (batch, channels, samples), "
+                         f"got shape {mixture.shape}")
+    names = names or [f"item {b}" for b in range(mixture.shape[0])]
+    one_source = references.ndim == mixture.ndim
+    if one_source:
+        fits = references.shape[:-1] == mixture.shape[:-1]
+    else:  # a sources axis after the batch axis
+        fits = (references.ndim == mixture.ndim + 1
+                and references.shape[:1] + references.shape[2:-1] == mixture.shape[:-1])
+    if not fits:
+        return [], [_shape_finding("references", references.shape, "mixture", mixture.shape,
+                                   "references must have the mixture's shape (one source per item) or a sources "
+                                   "axis after the batch axis, (batch, sources, [channels,] samples)")]
+    findings = []
+    # only the last axis (the length) may differ: any other difference would be broadcast by torch
+    if estimates is not None and estimates.shape[:-1] != references.shape[:-1]:
+        findings.append(_shape_finding("estimates", estimates.shape, "references", references.shape,
+                                       "estimates must have the references' shape",
+                                       scored="no output score was computed"))
+        estimates = None
+    if one_source:
+        references = references[:, None]
+        estimates = None if estimates is None else estimates[:, None]
+    items = []
+    for b, name in enumerate(names):
+        sources = {f"s{i + 1}": _two_d(references[b, i]) for i in range(references.shape[1])}
+        item = _Item(name, rate, _two_d(mixture[b]), sources)
+        if estimates is not None:
+            item.estimates = {f"s{i + 1}": _two_d(estimates[b, i]) for i in range(estimates.shape[1])}
+        items.append(item)
+    return items, findings
+
+
+def _shape_finding(name: str, shape: tuple, other: str, other_shape: tuple, expected: str,
+                   scored: str = "nothing was scored") -> Finding:
+    """A shape mismatch, named; when torch would broadcast the two, what it would make of them."""
+    shape, other_shape = tuple(shape), tuple(other_shape)
+    try:
+        broadcast = tuple(torch.broadcast_shapes(shape, other_shape))
+    except RuntimeError:
+        broadcast = None
+    if broadcast is None or broadcast in (shape, other_shape):
+        return Finding("shape", "error",
+                       f"{name} {shape} and {other} {other_shape} do not line up: {expected}; {scored}")
+    fix = _squeeze_fix(name, shape, other_shape) or _squeeze_fix(other, other_shape, shape)
+    return Finding("broadcast", "error",
+        f"{name} {shape} and {other} {other_shape} broadcast to {broadcast}: an elementwise loss or score would "
+        f"compare items with other items' {other}, average the wrong pairs with the right ones, and raise "
+        f"nothing. {expected[0].upper() + expected[1:]}" + (f"; {fix}" if fix else "") + f"; {scored}")
+
+
+def _squeeze_fix(name: str, shape: tuple, target: tuple) -> str | None:
+    """``name.squeeze(axis)`` when dropping one size-1 axis of ``shape`` gives ``target``."""
+    for axis, size in enumerate(shape):
+        if size == 1 and shape[:axis] + shape[axis + 1:] == target:
+            return f"{name}.squeeze({axis}) gives {target}"
+    return None
+
+
+def _rate_findings(items: list[_Item], rate: int | None) -> list[Finding]:
+    if rate is None:
+        return []
+    other = [item for item in items if item.rate != rate]
+    if not other:
+        return []
+    rates = sorted({item.rate for item in other})
+    return [Finding("rate", "warning",
+        f"{len(other)} of {_count(len(items), 'track')} are at {' / '.join(f'{r} Hz' for r in rates)}, not the "
+        f"expected {rate} Hz ({_first_few([i.name for i in other], MAX_EXAMPLES)}): a model trained at {rate} Hz "
+        f"hears them at the wrong pitch and speed unless they are resampled (tpsep.audio.resample, or "
+        "tpsep.separate.separate, which resamples)")]
+
+
+def _run_separator(separator, items: list[_Item]) -> list[Finding]:
+    """Fill each item's estimates by running the separator; a wrong output shape is a finding."""
+    from tpsep.separate import separate
+
+    findings = []
+    for item in items:
+        if not isinstance(separator, torch.nn.Module):  # a function of a track (only given with tracks)
+            output = separator(item.track)
+            if not isinstance(output, dict):
+                raise TypeError(f"check_pipeline: separator(track) must return a dict {{source: (channels, samples)}}, "
+                                f"got {type(output).__name__} for track {item.name!r}")
+            item.estimates = {str(k): _two_d(_audio(v, f"estimate {k!r}")) for k, v in output.items()}
+            continue
+        config_rate = getattr(getattr(separator, "config", None), "rate", None)
+        if config_rate:  # tpsep's way: resample to the model's rate and back
+            output = separate(separator, item.mixture.astype(np.float32), item.rate or config_rate)
+            item.estimates = {k: _two_d(_audio(v, f"estimate {k!r}")) for k, v in output.items()}
+            continue
+        output = _run_module(separator, item.mixture)
+        channels, samples = item.mixture.shape
+        if output.ndim != 4 or output.shape[0] != 1 or output.shape[2:] != item.mixture.shape:
+            findings.append(Finding("shape", "error",
+                f"the separator turned a mixture (1, {channels}, {samples}) into {tuple(output.shape)}; expected "
+                f"(1, sources, {channels}, {samples}), i.e. (batch, sources, channels, samples); no output score "
+                "was computed"))
+            return findings
+        item.estimates = {f"s{i + 1}": output[0, i] for i in range(output.shape[1])}
+    return findings
+
+
+@torch.no_grad()
+def _run_module(module: torch.nn.Module, mixture: np.ndarray) -> np.ndarray:
+    was_training = module.training
+    module.eval()
+    try:
+        device = next(module.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    try:
+        output = module(torch.from_numpy(mixture.astype(np.float32))[None].to(device))
+    finally:
+        module.train(was_training)
+    return _audio(output, "the separator's output")
+
+
+# ---- the measurements ----------------------------------------------------------------------------
+
+
+def find_lag(signal, reference, max_lag: int) -> tuple[int, float]:
+    """How many samples ``reference`` is late against ``signal``, by cross-correlation.
+
+    The correlation at every shift is computed at once with FFTs; only shifts up to ``max_lag``
+    samples either way are considered. Signals may differ in length.
+
+    Args:
+        signal, reference: ``(samples,)`` or ``(channels, samples)`` (channels are averaged).
+        max_lag: the largest shift searched, in samples, each way.
+
+    Returns:
+        ``(lag, correlation)``: ``lag > 0`` when the reference is delayed (its sample ``n + lag``
+        lines up with the signal's sample ``n``), ``< 0`` when it is early; ``correlation`` is the
+        normalised cross-correlation there, in [-1, 1] (near 0: no shift makes them alike).
+    """
+    a, b = (np.asarray(x, dtype=np.float64) for x in (signal, reference))
+    a, b = (x.mean(axis=0) if x.ndim == 2 else x for x in (a, b))
+    a, b = a - a.mean(), b - b.mean()
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    if norm == 0:
+        return 0, 0.0
+    size = scipy.fft.next_fast_len(len(a) + len(b))  # long enough that no shift wraps around
+    correlation = scipy.fft.irfft(np.conj(scipy.fft.rfft(a, size)) * scipy.fft.rfft(b, size), size)
+    max_lag = max(0, min(int(max_lag), len(a) - 1, len(b) - 1))
+    lags = np.arange(-max_lag, max_lag + 1)
+    values = correlation[lags % size] / norm  # a negative shift sits at the end of the circular result
+    best = int(np.argmax(np.abs(values)))     # a polarity flip is still the same signal
+    return int(lags[best]), float(values[best])
+
+
+def spectral_rolloff(x, rate: float = 2.0, floor_db: float = ROLLOFF_FLOOR_DB) -> float:
+    """The highest frequency whose power is within ``floor_db`` of the spectrum's peak (Welch).
+
+    Where the spectrum of a signal stops: about the Nyquist frequency for audio that fills its
+    band, half of it for audio at twice the rate it is read at.
+
+    Args:
+        x: ``(samples,)`` or ``(channels, samples)`` (channels are averaged).
+        rate: sample rate in Hz; the default 2.0 gives the rolloff as a fraction of Nyquist.
+        floor_db: how far below the peak the spectrum counts as stopped.
+
+    Returns:
+        the rolloff frequency (Hz, or fraction of Nyquist); NaN for a silent or too short signal.
+    """
+    from scipy.signal import welch
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    if len(x) < 16 or not np.any(x - x.mean()):
+        return float("nan")
+    frequencies, power = welch(x - x.mean(), fs=rate, nperseg=min(512, len(x)))
+    audible = np.nonzero(power > power.max() * 10 ** (-floor_db / 10))[0]
+    return float(frequencies[audible.max()])
+
+
+def _overlap(signal: np.ndarray, reference: np.ndarray, lag: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of ``signal`` and ``reference`` (channels, samples) that line up when the reference
+    is ``lag`` samples late, cut to the same length."""
+    if lag > 0:
+        reference = reference[..., lag:]
+    elif lag < 0:
+        signal = signal[..., -lag:]
+    length = min(signal.shape[-1], reference.shape[-1])
+    return signal[..., :length], reference[..., :length]
+
+
+def _score(estimate: np.ndarray, reference: np.ndarray, lag: int = 0) -> float:
+    """SI-SDR in dB on the overlapping part (mean over channels); NaN when it is undefined."""
+    from tpsep.metrics import si_sdr
+
+    estimate, reference = _overlap(estimate, reference, lag)
+    if estimate.shape != reference.shape or estimate.shape[-1] < 2:
+        return float("nan")
+    centred = reference - reference.mean(axis=-1, keepdims=True)
+    if not np.all(np.any(centred, axis=-1)):
+        return float("nan")  # a silent reference: SI-SDR is undefined
+    return float(si_sdr(torch.from_numpy(estimate), torch.from_numpy(reference)).mean())
+
+
+def _level_score(mixture: np.ndarray, reference: np.ndarray) -> float:
+    """The SI-SDR the levels predict if the reference is in the mixture: reference energy over the
+    energy of everything else (exact when the other sources are uncorrelated with it)."""
+    mixture, reference = _overlap(mixture, reference)
+    rest = np.sum((mixture - reference) ** 2)
+    return float(10 * np.log10(np.sum(reference ** 2) / max(rest, 1e-20) + 1e-20))
+
+
+def _rate_mix_up(ratio: float) -> tuple[int, int] | None:
+    """The (higher, lower) rate pair whose ratio is within ROLLOFF_TOLERANCE of ``ratio`` (or of 1/ratio)."""
+    if not np.isfinite(ratio) or ratio <= 0:
+        return None
+    factor = ratio if ratio > 1 else 1 / ratio
+    for high, low in RATE_MIX_UPS:
+        if abs(factor / (high / low) - 1) < ROLLOFF_TOLERANCE:
+            return high, low
+    return None
+
+
+def _resampled(reference: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    from tpsep.audio import resample
+    return resample(reference, rate_in, rate_out, method="polyphase").astype(np.float64)
+
+
+class _Notes:
+    """What the per-item checks saw, gathered by kind, to become one finding per kind."""
+
+    def __init__(self):
+        self.seen: dict = {}
+
+    def add(self, kind: str, example: str) -> None:
+        self.seen.setdefault(kind, []).append(example)
+
+    def findings(self, total: int) -> list[Finding]:
+        out = []
+        for kind, (check, severity, explanation) in _NOTE_KINDS.items():
+            examples = self.seen.get(kind)
+            if not examples:
+                continue
+            # one example per line under the explanation: the message stays readable with long examples
+            lines = [f"{explanation}; {len(examples)} case{'s' if len(examples) > 1 else ''} in "
+                     f"{_count(total, 'track')}:"]
+            lines += [f"    {example}" for example in examples[:MAX_EXAMPLES]]
+            if len(examples) > MAX_EXAMPLES:
+                lines.append(f"    ... ({len(examples) - MAX_EXAMPLES} more)")
+            out.append(Finding(check, severity, "\n".join(lines)))
+        return out
+
+
+# kind -> (check, severity, what it means and what to do); the examples follow
+_NOTE_KINDS = {
+    "finite": ("finite", "error", "NaN/Inf in the audio: nothing can be scored against it"),
+    "shape": ("shape", "error", "channel counts differ: every signal of an item must be (channels, samples) "
+                                "with the mixture's channels"),
+    "length": ("length", "error", "lengths differ between the mixture and its references (scores use the "
+                                  "shared part): a reference cut or padded differently, or read at another rate "
+                                  "(a 2x longer reference is a 2x higher rate)"),
+    "estimate_length": ("length", "error", "estimates and references differ in length (scores use the shared "
+                                           "part): the model pads or crops (a hop that does not divide the length, "
+                                           "an STFT with center=True not trimmed); cut estimates to the "
+                                           "mixture's length"),
+    "rate": ("rate", "error", "a reference at another sample rate than its mixture: its spectrum stops at a rate "
+                              "factor of the mixture's and the input score is broken: read each file at its own "
+                              "rate, then resample everything to one (tpsep.audio.resample); never reinterpret "
+                              "samples at another rate"),
+    "lag": ("lag", "error", "references shifted against their mixture: scores against them are meaningless "
+                            "(1 ms is already about -20 dB on 8 kHz speech). Align them (crop the same start), "
+                            "and look for a padding, a hop or an STFT centre applied to one side only"),
+    "small_lag": ("lag", "warning", "references shifted by 1-2 samples against their mixture (costs several dB "
+                                    "at 8 kHz): an off-by-one in a crop, a padding or a filter delay"),
+    "input": ("input", "error", "input score far below 0 dB: the mixture scores below -15 dB against its "
+                                "reference, and no shift within the search makes them alike: mixture and "
+                                "reference are not the same recording. A reference paired with another item "
+                                "(shuffled lists, a sort by name on one side only), another file, or a wrong "
+                                "rate; every score against these references measures the pipeline, not the model"),
+    "input_high": ("input", "warning", "the mixture already scores above +40 dB against a reference: the "
+                                       "reference is (almost) the mixture itself: the mixture passed as reference, "
+                                       "or the target passed as input"),
+    "silent": ("silent", "warning", "a silent reference: SI-SDR is undefined against it (left out)"),
+    "sources": ("sources", "error", "estimates and references cannot be paired: different sources"),
+    "output_lag": ("lag", "error", "estimates shifted against their references: the model (or the inverse "
+                                   "STFT) shifts its output: a padding, a hop or an STFT centre not undone; "
+                                   "the table's output scores are as is, not aligned"),
+}
+
+
+def _check_item(item: _Item, max_lag: int, notes: _Notes) -> dict:
+    """Measure one item (its row of the table) and note what looks wrong."""
+    row = {"track": item.name, "samples": item.mixture.shape[-1]}
+    signals = {"mixture": item.mixture, **{f"reference {k}": v for k, v in item.references.items()},
+               **{f"estimate {k}": v for k, v in (item.estimates or {}).items()}}
+    broken = [name for name, x in signals.items() if not np.isfinite(x).all()]
+    if broken:
+        notes.add("finite", f"{item.name}: {', '.join(broken)}")
+        return row
+    ms = (lambda samples: f", {1000 * samples / item.rate:.1f} ms") if item.rate else (lambda samples: "")
+    mixture = item.mixture
+    mixture_rolloff = spectral_rolloff(mixture)
+    inputs = {}
+    for name, reference in item.references.items():
+        if reference.shape[0] != mixture.shape[0]:
+            notes.add("shape", f"{item.name} {name}: {reference.shape[0]} channels, the mixture {mixture.shape[0]}")
+            continue
+        if reference.shape[-1] != mixture.shape[-1]:
+            difference = reference.shape[-1] - mixture.shape[-1]
+            factor = reference.shape[-1] / mixture.shape[-1]
+            notes.add("length", f"{item.name} {name}: {reference.shape[-1]} samples, the mixture "
+                                f"{mixture.shape[-1]} ({difference:+d}, x{factor:.2f})")
+        score = _score(mixture, reference)
+        row[f"input_{name}"] = inputs[name] = score
+        if np.isnan(score):
+            notes.add("silent", f"{item.name} {name}")
+        lag, _ = find_lag(mixture, reference, max_lag)
+        aligned = _score(mixture, reference, lag)
+        # a lag counts only where shifting makes the two alike; otherwise there is no lag to speak of
+        lag_is_real = np.isfinite(aligned) and aligned >= INPUT_FLOOR_DB and (lag == 0 or aligned > score + 1)
+        row[f"lag_{name}"] = lag if lag == 0 or lag_is_real else np.nan  # 0: nothing claimed, nothing to doubt
+        ratio = spectral_rolloff(reference) / mixture_rolloff
+        row[f"rolloff_ratio_{name}"] = ratio
+        if lag_is_real and abs(lag) > LAG_TOLERANCE:
+            notes.add("lag", f"{item.name} {name} is {lag:+d} samples late{ms(lag)}: input SI-SDR {score:+.1f} dB "
+                             f"as is, {aligned:+.1f} dB once aligned")
+            continue
+        if lag_is_real and lag != 0:
+            notes.add("small_lag", f"{item.name} {name}: {lag:+d} samples{ms(lag)}, {score:+.1f} dB as is, "
+                                   f"{aligned:+.1f} dB aligned")
+            continue
+        if score > INPUT_CEILING_DB:
+            notes.add("input_high", f"{item.name} {name}: {score:+.1f} dB")
+        # a quiet stem (a song's drums) scores low against a mixture of loud ones: only a score far
+        # below what the levels predict means that the reference is not in the mixture
+        predicted = _level_score(mixture, reference)
+        if score < INPUT_FLOOR_DB and score < predicted - LEVEL_MARGIN_DB:
+            _note_broken_input(item, name, reference, score, predicted, ratio, notes)
+    if item.estimates is not None:
+        _check_estimates(item, inputs, max_lag, notes, row)
+    _add_means(row, item.references)
+    return row
+
+
+def _note_broken_input(item: _Item, name: str, reference: np.ndarray, score: float, predicted: float,
+                       ratio: float, notes: _Notes) -> None:
+    """A mixture that scores far below 0 dB against its reference: a rate mix-up when the spectrum
+    (or the length) says so, confirmed by resampling when it can be; an unknown pairing otherwise."""
+    length_ratio = reference.shape[-1] / item.mixture.shape[-1]
+    by_spectrum = _rate_mix_up(ratio)
+    mix_up = by_spectrum or _rate_mix_up(length_ratio)
+    if mix_up is None:
+        notes.add("input", f"{item.name} {name}: {score:+.1f} dB where the levels predict {predicted:+.1f} dB")
+        return
+    high, low = mix_up
+    # a reference whose band is narrower (or that is longer) than the mixture's holds more samples per
+    # second of sound: it was recorded at the higher rate and is read at the lower one
+    recorded_higher = ratio < 1 if by_spectrum else length_ratio > 1
+    rate_in, rate_out = (high, low) if recorded_higher else (low, high)
+    evidence = f"its spectrum stops at {ratio:.2f} x the mixture's"
+    if item.rate:
+        evidence += (f" ({spectral_rolloff(reference, item.rate):.0f} Hz against "
+                     f"{spectral_rolloff(item.mixture, item.rate):.0f} Hz)")
+    if length_ratio != 1:
+        evidence += f", its length is {length_ratio:.2f} x the mixture's"
+    example = f"{item.name} {name}: {score:+.1f} dB; {evidence}; likely {rate_in} Hz audio read as {rate_out} Hz"
+    repaired = _score(item.mixture, _resampled(reference, rate_in, rate_out))
+    if np.isfinite(repaired) and repaired > INPUT_FLOOR_DB:
+        example += f" (resampled {rate_in} -> {rate_out} Hz it scores {repaired:+.1f} dB)"
+    notes.add("rate", example)
+
+
+def _check_estimates(item: _Item, inputs: dict, max_lag: int, notes: _Notes, row: dict) -> None:
+    references = dict(item.references)
+    for name in item.estimates:  # "accompaniment" is a stem of a song without being one of its sources
+        if name not in references and hasattr(item.track, "stem"):
+            try:
+                references[name] = _two_d(_audio(item.track.stem(name), name))
+            except KeyError:
+                pass
+    matched = _match_estimates(item.estimates, references)
+    if matched is None:
+        notes.add("sources", f"{item.name}: estimates {list(item.estimates)}, references {list(item.references)}")
+        return
+    for name, estimate in matched.items():
+        reference = references[name]
+        if estimate.shape[0] != reference.shape[0]:
+            notes.add("shape", f"{item.name} estimate {name}: {estimate.shape[0]} channels, its reference "
+                               f"{reference.shape[0]}")
+            continue
+        if estimate.shape[-1] != reference.shape[-1]:
+            notes.add("estimate_length", f"{item.name} {name}: {estimate.shape[-1]} samples, its reference "
+                                         f"{reference.shape[-1]} ({estimate.shape[-1] - reference.shape[-1]:+d})")
+        score = _score(estimate, reference)
+        row[f"output_{name}"] = score
+        if name in inputs:
+            row[f"improvement_{name}"] = score - inputs[name]
+        lag, _ = find_lag(reference, estimate, max_lag)  # > 0: the estimate comes late
+        aligned = _score(estimate, reference, -lag)
+        lag_is_real = np.isfinite(aligned) and aligned >= INPUT_FLOOR_DB and (lag == 0 or aligned > score + 1)
+        row[f"output_lag_{name}"] = lag if lag == 0 or lag_is_real else np.nan
+        if lag_is_real and abs(lag) > LAG_TOLERANCE:
+            ms = f", {1000 * lag / item.rate:.1f} ms" if item.rate else ""
+            notes.add("output_lag", f"{item.name} estimate {name} is {lag:+d} samples late{ms}: {score:+.1f} dB "
+                                    f"as is, {aligned:+.1f} dB once aligned")
+
+
+def _match_estimates(estimates: dict, references: dict) -> dict | None:
+    """``{reference name: estimate}``, by the permutation of best mean SI-SDR (PIT models give
+    their outputs in any order); None when they cannot be paired."""
+    names = list(estimates)
+    if set(names) <= set(references) and len(names) < len(references):
+        candidates = names                         # a subset, e.g. 2 speakers of a noisy mixture
+    elif len(names) == len(references):
+        candidates = list(references)
+    else:
+        return None
+    if len(names) > 4:                             # 120 permutations and more: trust the order
+        return dict(zip(candidates, estimates.values()))
+    scores = np.array([[_score(estimates[e], references[r]) if estimates[e].shape[0] == references[r].shape[0]
+                        else -np.inf for r in candidates] for e in names])
+    scores = np.nan_to_num(scores, nan=-np.inf)
+    best = max(itertools.permutations(range(len(names))),
+               key=lambda order: sum(scores[e, r] for e, r in enumerate(order)))
+    return {candidates[r]: estimates[names[e]] for e, r in enumerate(best)}
+
+
+def _add_means(row: dict, references: dict) -> None:
+    for what in ("input", "output", "improvement"):
+        values = [row[f"{what}_{name}"] for name in references if f"{what}_{name}" in row]
+        if values and np.isfinite(values).any():
+            row[what] = float(np.nanmean(values))
+
+
+def _spread_findings(table: pd.DataFrame) -> list[Finding]:
+    if "improvement" not in table:
+        return []
+    improvement = table["improvement"].dropna()
+    if improvement.empty or not (improvement.min() < -SPREAD_DB and improvement.max() > SPREAD_DB):
+        return []
+    worst, best = improvement.idxmin(), improvement.idxmax()
+    return [Finding("spread", "error",
+        f"improvements spread from {improvement.min():+.1f} dB ({worst}) to {improvement.max():+.1f} dB ({best}): "
+        f"a model gains a similar amount on every item (a few to about 20 dB); gains of tens of dB both ways mean "
+        f"some items are scored against the wrong references (shifted, wrong rate, paired with another item, "
+        f"broadcast). Fix the pipeline (the findings above) before reading any average")]
+
+
+COLUMN_ORDER = ("samples", "input_", "lag_", "rolloff_ratio_", "output_", "improvement_", "output_lag_")
+
+
+def _ordered(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns grouped by what they measure (every source's input score, then every lag...), means last."""
+    def rank(column: str) -> int:
+        # the longest matching prefix wins: "output_lag_s1" is a lag, not an output score
+        matches = [prefix for prefix in COLUMN_ORDER if column.startswith(prefix)]
+        return COLUMN_ORDER.index(max(matches, key=len)) if matches else len(COLUMN_ORDER)
+    return table[sorted(table.columns, key=rank)]  # sorted() is stable: sources keep their order
+
+
+def _sources_of(table: pd.DataFrame) -> list[str]:
+    return [column[len("input_"):] for column in table.columns if column.startswith("input_")]
+
+
+def _db_range(values: np.ndarray) -> str:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return "none"
+    return f"{values.min():+.1f} .. {values.max():+.1f} dB, median {np.median(values):+.1f} dB"
+
+
+# ---- the run's log -------------------------------------------------------------------------------
+
+TRAIN_LOSS_KEYS = ("loss", "train_loss")
+VALID_LOSS_KEYS = ("valid_loss", "val_loss", "validation_loss")
+LR_KEYS = ("lr", "learning_rate")
+
+
+@dataclass
+class _RunLog:
+    """A run's series, whatever wrote them: steps and values."""
+
+    train: list = field(default_factory=list)      # (step, loss)
+    lr: list = field(default_factory=list)         # (step, lr)
+    valid: list = field(default_factory=list)      # (step, epoch or None, loss)
+    metrics: dict = field(default_factory=dict)    # name -> [(step, value)], higher is better
+    loss_names: set = field(default_factory=set)   # the keys the losses were read from
+
+
+def _read_run_log(log) -> _RunLog:
+    from tpsep.reporting import History
+
+    if isinstance(log, dict) and "train_loss" in log and isinstance(log["train_loss"], list):
+        log = History.from_state_dict(log)
+    if isinstance(log, History):
+        run = _RunLog(train=list(zip(log.train_step, log.train_loss)), lr=list(zip(log.train_step, log.lr)),
+                      valid=list(zip(log.valid_step, log.valid_epoch, log.valid_loss)))
+        run.loss_names = {"loss", "valid_loss"}
+        return run
+    if isinstance(log, (str, os.PathLike)):
+        return _records_to_run_log(_read_jsonl(Path(log)))
+    if isinstance(log, (list, tuple)):
+        for index, record in enumerate(log):
+            if not isinstance(record, dict):
+                raise TypeError(f"check_pipeline: log must be a list of dicts (one per line of log.jsonl), but item "
+                                f"{index} is a {type(record).__name__}")
+        return _records_to_run_log(list(log))
+    raise TypeError(f"check_pipeline: log must be the path of a run's log.jsonl (or of its folder), a list of dicts "
+                    f"or a tpsep.reporting.History, got {type(log).__name__}")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if path.is_dir():
+        if not (path / "log.jsonl").is_file():
+            raise FileNotFoundError(f"check_pipeline: the folder {path} holds no log.jsonl; expected a run's folder "
+                                    "(TrainConfig(out_dir=...)) or the path of its log.jsonl")
+        path = path / "log.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"check_pipeline: log {path} does not exist; expected a run's log.jsonl or its folder")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"check_pipeline: line {number} of {path} is not JSON ({error.msg}): "
+                             f"{line[:80]!r}") from None
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    return float(value) if np.isfinite(value) else None
+
+
+def _records_to_run_log(records: list) -> _RunLog:
+    run = _RunLog()
+    for index, record in enumerate(records):
+        step = _number(record.get("step", record.get("global_step", index)))
+        step = index if step is None else step
+        train = next((k for k in TRAIN_LOSS_KEYS if _number(record.get(k)) is not None), None)
+        valid = next((k for k in VALID_LOSS_KEYS if _number(record.get(k)) is not None), None)
+        lr = next((k for k in LR_KEYS if _number(record.get(k)) is not None), None)
+        if train:
+            run.train.append((step, _number(record[train])))
+            run.loss_names.add(train)
+        if valid:
+            run.valid.append((step, _number(record.get("epoch")), _number(record[valid])))
+            run.loss_names.add(valid)
+        if lr:
+            run.lr.append((step, _number(record[lr])))
+        for key, value in record.items():
+            lowered = key.lower()
+            if "loss" in lowered:
+                run.loss_names.add(key)
+            elif ("snr" in lowered or "sdr" in lowered) and _number(value) is not None:
+                run.metrics.setdefault(key, []).append((step, _number(value)))
+    return run
+
+
+def _trend(values: list) -> tuple[float, float]:
+    """(start, end): the medians of the first and the last quarter of ``values`` (steady against noise)."""
+    quarter = max(1, len(values) // 4)
+    return float(np.median(values[:quarter])), float(np.median(values[-quarter:]))
+
+
+def _looks_like_db(values: list, run: _RunLog, loss_kind: str) -> bool:
+    if loss_kind != "auto":
+        return loss_kind == "si_snr"
+    if any("snr" in name.lower() or "sdr" in name.lower() for name in run.loss_names):
+        return True
+    end = _trend(values)[1]
+    return min(values) < 0 or 10 <= end <= 60
+
+
+def _log_findings(run: _RunLog, loss_kind: str) -> tuple[list[Finding], dict]:
+    findings = []
+    series = (("validation loss", [v for _, _, v in run.valid]), ("training loss", [v for _, v in run.train]))
+    for label, values in series:
+        if len(values) >= 4 and not findings:  # the training loss only when the validation loss said nothing
+            findings += _sign_findings(label, values, run, loss_kind)
+    summary = _run_summary(run)
+    findings += _lr_findings(run, summary)
+    return findings, summary
+
+
+def _sign_findings(label: str, values: list, run: _RunLog, loss_kind: str) -> list[Finding]:
+    start, end = _trend(values)
+    findings = []
+    if _looks_like_db(values, run, loss_kind):
+        if end > 0 and end - start > 1.0:
+            findings.append(Finding("sign", "error",
+                f"the {label} is positive and rising, {start:+.1f} -> {end:+.1f} (medians of the first and last "
+                f"quarter of the run): a loss that is minus SI-SNR should be negative and fall (-10 means 10 dB). "
+                f"The SI-SNR itself is logged (or minimised) as the loss: flip its sign (loss = -si_snr); "
+                f"until then anything that keeps the lowest loss as the best checkpoint keeps the worst"))
+        elif end > 10:
+            findings.append(Finding("sign", "error" if loss_kind == "si_snr" else "warning",
+                f"the {label} sits at {end:+.1f}: if it is minus SI-SNR, that is an SI-SNR of {-end:.1f} dB, "
+                f"estimates uncorrelated with their references (check the data with check_pipeline(tracks)); if "
+                f"it is the SI-SNR itself, it is logged with the wrong sign"
+                + ("" if loss_kind == "si_snr" else " (read as dB because its values lie where SI-SNRs do; "
+                   "pass loss_kind='other' for an L1 or MSE loss)")))
+    loss_change = end - start
+    for name, series in run.metrics.items():
+        metric = [v for _, v in series]
+        if len(metric) < 4:
+            continue
+        metric_start, metric_end = _trend(metric)
+        metric_change = metric_end - metric_start
+        moved = abs(loss_change) > 0.05 * max(abs(start), abs(end), 1e-12)
+        if moved and abs(metric_change) > 0.5 and np.sign(loss_change) == np.sign(metric_change):
+            findings.append(Finding("sign", "error",
+                f"the {label} {'falls' if loss_change < 0 else 'rises'} ({start:+.4g} -> {end:+.4g}) and {name} "
+                f"{'falls' if metric_change < 0 else 'rises'} with it ({metric_start:+.1f} -> {metric_end:+.1f} dB), "
+                f"although a lower loss should mean a higher {name}: the loss has the wrong sign "
+                "(it minimises the metric), or the metric is computed on other data than the loss"))
+    return findings
+
+
+def _run_summary(run: _RunLog) -> dict:
+    steps = [s for s, _ in run.train] + [s for s, _ in run.lr] + [s for s, _, _ in run.valid]
+    summary = {"steps": int(max(steps)) if steps else 0}
+    epochs = [e for _, e, _ in run.valid if e is not None]
+    if epochs:
+        summary["epochs"] = int(max(epochs))
+    rates = [(s, v) for s, v in run.lr if v > 0]
+    if rates:
+        peak_index = int(np.argmax([v for _, v in rates]))
+        summary.update(lr_peak=rates[peak_index][1], lr_peak_step=int(rates[peak_index][0]), lr_end=rates[-1][1])
+        summary["lr_factor"] = summary["lr_peak"] / summary["lr_end"]
+        collapsed = [s for s, v in rates[peak_index:] if v < LR_COLLAPSE * summary["lr_peak"]]
+        summary["lr_collapse_step"] = int(collapsed[0]) if collapsed else None
+    if run.valid:
+        best = min(range(len(run.valid)), key=lambda i: run.valid[i][2])
+        step, epoch, loss = run.valid[best]
+        summary.update(best_step=int(step), best_epoch=None if epoch is None else int(epoch), best_valid=loss,
+                       validations=len(run.valid))
+    return summary
+
+
+def _lr_findings(run: _RunLog, summary: dict) -> list[Finding]:
+    findings, steps = [], max(summary["steps"], 1)
+    best = ""
+    if summary.get("best_step") is not None:
+        epoch = (f" (epoch {summary['best_epoch']:,} of {summary['epochs']:,})"
+                 if summary.get("best_epoch") is not None and summary.get("epochs") else "")
+        best = (f"; the lowest validation loss was at step {summary['best_step']:,}{epoch}, "
+                f"{summary['best_step'] / steps:.0%} of the run")
+    collapse_step = summary.get("lr_collapse_step")
+    if collapse_step is not None and summary["lr_end"] < LR_COLLAPSE * summary["lr_peak"]:
+        early = collapse_step < 0.8 * steps
+        findings.append(Finding("lr", "error" if early else "warning",
+            f"the learning rate collapsed {summary['lr_factor']:,.0f}-fold, from {summary['lr_peak']:.3g} (its peak, "
+            f"step {summary['lr_peak_step']:,}) to {summary['lr_end']:.3g} at the end; it is below 1/1000 of its peak "
+            f"from step {collapse_step:,} on ({collapse_step / steps:.0%} of the {steps:,} steps)"
+            + (f": the last {1 - collapse_step / steps:.0%} of the run hardly moved the weights" if early else "")
+            + f"{best}. Use a schedule with a floor (cosine to min_lr ~ peak/100, plateau halving with a minimum), "
+            "or stop where the LR gets there"))
+    elif summary.get("validations", 0) >= 4 and summary["best_step"] < 0.25 * steps:
+        findings.append(Finding("best", "warning",
+            f"the lowest validation loss came early{best}: nothing after it helped. Overfitting, an LR too high "
+            "or too low for the rest, or a validation loss with the wrong sign (then the 'best' is the worst)"))
+    return findings
