@@ -286,3 +286,10 @@ def test_bandsplit_residual_is_the_mixture_minus_its_target_at_the_input_rate(tm
     assert estimates["vocals"].shape == mixture.shape
     assert np.allclose(estimates["vocals"] + estimates["accompaniment"], mixture, atol=1e-6)
     assert not np.allclose(estimates["vocals"], 0)
+
+
+def test_a_one_output_model_is_an_enhancer_and_names_its_output_speech():
+    model = ConvTasNet(ConvTasNetConfig(N=16, B=16, H=16, Sc=16, X=2, R=1, C=1), verbose=False)
+    noisy = 0.1 * np.random.default_rng(2).standard_normal((1, 16000)).astype(np.float32)
+    estimates = separate(model, noisy, 16000)
+    assert list(estimates) == ["speech"] and estimates["speech"].shape == noisy.shape

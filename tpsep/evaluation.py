@@ -15,7 +15,13 @@ can be compared line by line.
 it into the SiSEC summary (median over frames, then median over tracks).
 
 ``tpsep evaluate CHECKPOINT`` rebuilds any model with
-:func:`tpsep.checkpoints.load_separator`.
+:func:`tpsep.checkpoints.load_separator`, and scores it on the data it was trained on
+(the dataset its checkpoint records) unless ``--dataset`` says otherwise.
+
+Speech enhancement (``load_dataset("speech", task="enhance")``: one voice in noise) is
+scored like separation, on its one target, the voice ``"speech"``: a model with one
+output gives it (:func:`enhancement_method`), the noise being what it leaves of the
+mixture. The noise is not scored unless asked for (``targets=["speech", "noise"]``).
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ import torch
 
 from tpsep import masks, metrics
 from tpsep.checkpoints import load_checkpoint, separator_from
-from tpsep.separate import track_separator
+from tpsep.separate import separate, track_separator
 
 MODES = ("museval", "global", "fast", "si_sdr")
+SNR_RANGE_DB = 5  # width of the SNR ranges of per_sample_summary(table, by="snr")
 MODE_HELP = {
     "museval": "BSS Eval v4 (museval) on 1 s frames: SDR, ISR, SIR, SAR, as in SiSEC 2018",
     "global": "BSS Eval v4 (museval) on the whole signal: one SDR/ISR/SIR/SAR per track",
@@ -136,7 +143,7 @@ def evaluate(separator: Callable, tracks, targets=("vocals", "accompaniment"), *
     if not tracks:
         raise ValueError("evaluate got no tracks; check the dataset name and split")
     if isinstance(separator, torch.nn.Module):
-        separator = track_separator(separator)
+        separator = track_method(separator)
     method = method or getattr(separator, "__name__", "method")
     if progress:
         from tqdm.auto import tqdm
@@ -151,6 +158,51 @@ def evaluate(separator: Callable, tracks, targets=("vocals", "accompaniment"), *
     frames = pd.concat(tables, ignore_index=True)
     frames.attrs["mode"] = mode
     return frames
+
+
+def enhancement_method(separator: torch.nn.Module, name: str | None = None) -> Callable:
+    """A speech enhancement model (one output) as a ``method(track) -> {"speech", "noise"}``.
+
+    Its one output is the enhanced voice; the noise estimate is the rest of the mixture.
+    A model trained with SI-SNR sets no scale, so the voice is scored scale-invariantly
+    (SI-SDR) and the noise, which depends on that scale, is not scored by default.
+
+    Args:
+        separator: a module with ``config.C == 1``, e.g. Conv-TasNet trained with ``--task enhance``.
+        name: the method's name in the tables (default: the module's class name).
+
+    Returns:
+        ``method(track)`` for :func:`evaluate`, for tracks with a source ``"speech"``.
+    """
+    def method(track) -> dict:
+        if "speech" not in track.source_names:
+            raise ValueError(f"this model enhances one voice (one output), but track {track.name!r} has the "
+                             f"sources {list(track.source_names)}; score it on an enhancement set, e.g. "
+                             "--dataset 'speech?task=enhance' (load_dataset('speech', task='enhance'))")
+        (speech,) = separate(separator, track.mixture, track.rate).values()
+        return {"speech": speech, "noise": (track.mixture - speech).astype(np.float32)}
+
+    method.__name__ = name or type(separator).__name__
+    return method
+
+
+def track_method(separator: torch.nn.Module, name: str | None = None) -> Callable:
+    """The ``method(track)`` that scores a separator module: :func:`enhancement_method` for a model
+    with one unnamed output, :func:`tpsep.separate.track_separator` (outputs matched to sources) otherwise."""
+    if getattr(getattr(separator, "config", None), "C", None) == 1 and not getattr(separator, "sources", None):
+        return enhancement_method(separator, name)
+    return track_separator(separator, name=name)
+
+
+def default_targets(source_names, with_accompaniment: bool = False) -> list:
+    """The sources scored when none are named: the vocals of music (and the accompaniment, for
+    the SiSEC tables), the voice of an enhancement set (``"speech"``), else every source."""
+    names = list(source_names)
+    if "vocals" in names:
+        return ["vocals", "accompaniment"] if with_accompaniment else ["vocals"]
+    if "speech" in names:
+        return ["speech"]
+    return names
 
 
 # ----------------------------------------------------------------------------- one row per test item
@@ -170,8 +222,8 @@ def per_sample_table(separator: Callable, tracks, targets=None, *, method: str |
 
     Args:
         separator: as for :func:`evaluate` (a function of a track, or a separator module).
-        targets: sources to score (default: vocals for music, every source otherwise); the
-            score of a track is the mean over them.
+        targets: sources to score (default: vocals for music, the voice ``speech`` of an
+            enhancement set, every source otherwise); the score of a track is the mean over them.
         mode: "si_sdr" (default), "fast", "global" or "museval" (median over frames).
 
     Returns:
@@ -182,7 +234,7 @@ def per_sample_table(separator: Callable, tracks, targets=None, *, method: str |
     if not tracks:
         raise ValueError("per_sample_table got no tracks; check the dataset name and split")
     if targets is None:
-        targets = ["vocals"] if "vocals" in tracks[0].source_names else list(tracks[0].source_names)
+        targets = default_targets(tracks[0].source_names)
     metric = "SI-SDR" if mode == "si_sdr" else "SDR"
     scores = {}
     for name, method_fn in (("input", masks.oracle_separator("mix")), ("output", separator)):
@@ -203,10 +255,31 @@ def per_sample_table(separator: Callable, tracks, targets=None, *, method: str |
     return table
 
 
+def snr_ranges(snr_db: pd.Series, width: float = SNR_RANGE_DB) -> pd.Series:
+    """The range of ``width`` dB that holds each SNR, as an ordered category: "-5 to 0 dB", "0 to 5 dB", ...
+
+    The ranges start at multiples of ``width``; each holds its lower end (0 dB is in "0 to 5 dB").
+    A track without an SNR (NaN) is in no range.
+    """
+    lows = np.floor(np.asarray(snr_db, dtype=float) / width) * width
+    label = {low: f"{low + 0:g} to {low + width:g} dB" for low in sorted(set(lows[np.isfinite(lows)]))}  # + 0: no "-0"
+    return pd.Series(pd.Categorical([label.get(low) for low in lows], categories=list(label.values()), ordered=True),
+                     index=snr_db.index, name="snr")
+
+
 def per_sample_summary(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     """Summary statistics of a :func:`per_sample_table` (count, mean, median, std, worst and
-    best 10 %) of the input, output and improvement; with ``by`` (e.g. ``"pair"``), one block
-    per group."""
+    best 10 %) of the input, output and improvement.
+
+    Args:
+        table: a :func:`per_sample_table`.
+        by: a column to make one block per group (e.g. ``"pair"``), or ``"snr"``: one block per
+            range of :data:`SNR_RANGE_DB` dB of the ``snr_db`` column (:func:`snr_ranges`),
+            from the noisiest.
+
+    Returns:
+        DataFrame indexed by score (and by group first, with ``by``), rounded to 0.01 dB.
+    """
     columns = ["input", "output", "improvement"]
 
     def stats(part: pd.DataFrame) -> pd.DataFrame:
@@ -216,9 +289,15 @@ def per_sample_summary(table: pd.DataFrame, by: str | None = None) -> pd.DataFra
 
     if by is None:
         return stats(table).round(2)
-    if by not in table.columns:
+    if by == "snr" and "snr" not in table.columns:
+        if "snr_db" not in table.columns:
+            raise ValueError(f"no column 'snr_db' to group by SNR range; the table has {list(table.columns)}")
+        groups = table.groupby(snr_ranges(table["snr_db"]), observed=True)
+    elif by not in table.columns:
         raise ValueError(f"no column {by!r} to group by; the table has {list(table.columns)}")
-    return pd.concat({group: stats(part) for group, part in table.groupby(by)}, names=[by, "score"]).round(2)
+    else:
+        groups = table.groupby(by)
+    return pd.concat({group: stats(part) for group, part in groups}, names=[by, "score"]).round(2)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -244,11 +323,13 @@ def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--oracle", nargs="+", choices=masks.MASK_KINDS, default=None, metavar="KIND",
                         help="oracle mask(s): ibm (binary), irm (ratio, magnitude), irm2 (ratio, power), "
                              "wiener (ratio of locally averaged powers), mix (the mixture as estimate)")
-    parser.add_argument("--dataset", default="music",
-                        help='"music", "speech", or a path to real data (default: music)')
+    parser.add_argument("--dataset", default=None,
+                        help='"music", "speech", "speech?task=enhance", or a path to real data '
+                             '(default: the dataset a CHECKPOINT was trained on, else music)')
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--targets", nargs="+", default=None,
-                        help="sources to score (default: vocals accompaniment for music, every source otherwise)")
+                        help="sources to score (default: vocals accompaniment for music, speech for "
+                             "enhancement, every source otherwise)")
     parser.add_argument("--tracks", type=int, default=None, help="score only the first N tracks")
     parser.add_argument("--metric", choices=MODES, default="museval",
                         help="; ".join(f"{k}: {v}" for k, v in MODE_HELP.items()))
@@ -257,7 +338,8 @@ def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the numbers to PATH as JSON")
     parser.add_argument("--per-sample", metavar="CSV", default=None,
                         help="also write one row per track (input and output scores, improvement, length, "
-                             "pair of voices or SNR) for each method to CSV, and print their summary")
+                             "pair of voices or SNR) for each method to CSV, and print their summary "
+                             "(by pair of voices, or by SNR range for enhancement)")
     parser.set_defaults(func=run_evaluate)
     return parser
 
@@ -272,7 +354,18 @@ def _separators_from_args(args) -> list[tuple[str, Callable]]:
     checkpoint = load_checkpoint(args.checkpoint)
     separator = separator_from(checkpoint)
     label = f"{checkpoint['extra']['model_name']} ({Path(args.checkpoint).parent.name or '.'}/{Path(args.checkpoint).name})"
-    return [(label, track_separator(separator))]
+    return [(label, track_method(separator))]
+
+
+def _dataset_from_args(args) -> str:
+    """``--dataset``, else the dataset the checkpoint was trained on (with its options), else music."""
+    if args.dataset:
+        return args.dataset
+    if args.checkpoint:
+        trained_on = (load_checkpoint(args.checkpoint).get("extra") or {}).get("dataset")
+        if trained_on:
+            return trained_on
+    return "music"
 
 
 def _load_tracks(dataset, split):
@@ -297,22 +390,22 @@ def run_evaluate(args) -> int:
 
 def evaluate_from_args(args) -> dict:
     """What ``tpsep evaluate`` does: print the table and its key line; return the JSON-able results."""
-    tracks = _load_tracks(args.dataset, args.split)
+    separators = _separators_from_args(args)
+    dataset = _dataset_from_args(args)
+    tracks = _load_tracks(dataset, args.split)
     if args.tracks is not None:
         tracks = tracks[: args.tracks]
     if not tracks:
-        raise SystemExit(f"tpsep evaluate: dataset {args.dataset!r} split {args.split!r} has no tracks")
-    targets = args.targets or (["vocals", "accompaniment"] if "vocals" in tracks[0].source_names
-                               else list(tracks[0].source_names))
-    separators = _separators_from_args(args)
+        raise SystemExit(f"tpsep evaluate: dataset {dataset!r} split {args.split!r} has no tracks")
+    targets = args.targets or default_targets(tracks[0].source_names, with_accompaniment=True)
     frames = pd.concat([evaluate(separator, tracks, targets, method=name, mode=args.metric, progress=True)
                         for name, separator in separators], ignore_index=True)
     summary = metrics.summary_table(frames)
-    print(f"dataset {args.dataset!r}, split {args.split!r}: {len(tracks)} tracks at {tracks[0].rate} Hz; "
+    print(f"dataset {dataset!r}, split {args.split!r}: {len(tracks)} tracks at {tracks[0].rate} Hz; "
           f"metric: {MODE_HELP[args.metric]}")
     print(metrics.format_summary(summary))
     results = {
-        "command": "evaluate", "dataset": str(args.dataset), "split": args.split, "tracks": len(tracks),
+        "command": "evaluate", "dataset": str(dataset), "split": args.split, "tracks": len(tracks),
         "metric": args.metric, "aggregation": summary.attrs["aggregation"],
         "stft": {"n_fft": args.n_fft, "hop": args.hop} if args.oracle else None,
         "summary": summary_to_dict(summary),
@@ -329,7 +422,8 @@ def evaluate_from_args(args) -> dict:
         per_sample = pd.concat(tables)
         Path(args.per_sample).parent.mkdir(parents=True, exist_ok=True)
         per_sample.to_csv(args.per_sample)
-        group = "pair" if "pair" in per_sample.columns else None
+        # the pair of voices makes separation hard or easy, the SNR enhancement
+        group = "pair" if "pair" in per_sample.columns else "snr" if "snr_db" in per_sample.columns else None
         for name, table in zip((n for n, _ in separators), tables):
             print(f"per sample, {name} ({table.attrs['metric']}, dB), written to {args.per_sample}:")
             print(per_sample_summary(table, by=group).to_string())

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tpsep import data
+from tpsep.data.real import resolve_task
 from tpsep.losses import bandsplit_loss, l1_mask_loss, pit_si_snr_loss
 from tpsep.models.bandsplit import BandSplit, BandSplitConfig
 from tpsep.models.convtasnet import ConvTasNet, ConvTasNetConfig, STFTMaskConfig, STFTMaskNet
@@ -32,6 +33,9 @@ class DataSettings:
 
     dataset: str | None = field(default=None, metadata={
         "help": "music | speech (the embedded sets) | a path to real data; default: the model's own"})
+    task: str | None = field(default=None, metadata={
+        "help": "speech models: separate (two voices) | separate_noisy (two voices in noise, C=3) | "
+                "enhance (one voice in noise, one output: --option C=1); default: separate"})
     batch_size: int = field(default=8, metadata={"help": "examples per batch"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
     seconds: float = field(default=2.0, metadata={
@@ -50,6 +54,15 @@ class DataSettings:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers!r}")
         if self.patches_per_epoch is not None and self.patches_per_epoch < 1:
             raise ValueError(f"patches_per_epoch must be >= 1 (or None), got {self.patches_per_epoch!r}")
+        if self.task is not None:
+            self.task = resolve_task(self.task)   # LibriMix's names (enh_single, ...) become ours
+
+
+def _no_task(settings: DataSettings, model: str) -> None:
+    """The music models have no task to choose: say so rather than ignore ``--task``."""
+    if settings.task is not None:
+        raise ValueError(f"--task chooses what the speech models learn; the {model} separates music stems "
+                         f"(drop --task {settings.task})")
 
 
 class Recipe(NamedTuple):
@@ -57,13 +70,15 @@ class Recipe(NamedTuple):
     loss_fn: Callable               # loss_fn(model, batch) -> scalar tensor
     train_loader: DataLoader
     valid_loader: DataLoader | None
-    dataset: str                    # the dataset it reads, stored in the checkpoints
+    dataset: str                    # the dataset it reads, with its options ("speech?task=enhance"),
+                                    # stored in the checkpoints: tpsep evaluate loads the same data
 
 
 def unet_recipe(separator: UNetSeparator, settings: DataSettings, seed: int = 0) -> Recipe:
     """The U-Net learns on 512 x 128 magnitude patches at 8192 Hz, with the L1 loss on
     the masked mixture (Jansson et al. 2017)."""
     c = separator.config
+    _no_task(settings, "U-Net")
     dataset = settings.dataset or "music"
     patch_options = dict(target=c.target, rate=c.rate, n_fft=c.n_fft, hop=c.hop, bins=c.n_fft // 2,
                          frames=c.patch_frames)
@@ -81,24 +96,41 @@ def unet_recipe(separator: UNetSeparator, settings: DataSettings, seed: int = 0)
 
 def pit_recipe(separator: torch.nn.Module, settings: DataSettings, seed: int = 0) -> Recipe:
     """Conv-TasNet, the STFT-mask baseline and TF-GridNet learn on random chunks of the speech mixtures,
-    with minus the SI-SNR under the best permutation of the outputs (PIT)."""
+    with minus the SI-SNR under the best permutation of the outputs (PIT).
+
+    With ``settings.task="enhance"`` they learn speech enhancement instead: one output
+    (``config.C == 1``), trained against the clean voice alone (the source ``speech``)
+    with minus its SI-SNR. The noise is a target of no output: it is whatever the model
+    leaves out of the mixture.
+    """
     dataset = settings.dataset or "speech"
-    train_tracks = data.load_dataset(dataset, split="train")
-    sources = len(train_tracks[0].source_names)
-    if separator.config.C != sources:
-        raise ValueError(f"{type(separator).__name__} separates C={separator.config.C} sources, but {dataset!r} has "
-                         f"{sources} {list(train_tracks[0].source_names)}; set --option C={sources}")
+    options = {} if settings.task in (None, "separate") else {"task": settings.task}
+    train_tracks = data.load_dataset(dataset, split="train", **options)
+    names = list(train_tracks[0].source_names)
+    # the task may also come with the dataset's name, as a checkpoint records it ("speech?task=enhance")
+    enhance = settings.task == "enhance" or train_tracks[0].meta.get("task") == "enhance"
+    targets = 1 if enhance else len(names)   # the voice alone, or every source
+    if separator.config.C != targets:
+        what = (f"the task is to enhance one voice: {dataset!r} has the target 'speech' (and the noise)"
+                if enhance else f"{dataset!r} has {targets} sources {names}")
+        raise ValueError(f"{type(separator).__name__} has C={separator.config.C} outputs, but {what}; "
+                         f"set --option C={targets}")
     if train_tracks[0].rate != separator.config.rate:
         raise ValueError(f"{dataset!r} is at {train_tracks[0].rate} Hz, the model at {separator.config.rate} Hz; "
                          f"set --option rate={train_tracks[0].rate}")
+    # the noise stays in the chunks even when it is no target: with --remix, the mixture is the sum
+    # of the chunk's sources, and a chunk without its noise would be clean speech
     train_set = data.ChunkDataset(train_tracks, settings.seconds, remix=settings.remix, seed=seed)
-    valid_set = data.ChunkDataset(data.load_dataset(dataset, split="valid"), settings.seconds)
+    valid_set = data.ChunkDataset(data.load_dataset(dataset, split="valid", **options), settings.seconds)
 
     def loss_fn(model, batch):
-        mixture, sources = batch                    # (batch, channels, samples), (batch, C, channels, samples)
-        return pit_si_snr_loss(model(mixture), sources)
+        mixture, sources = batch                    # (batch, channels, samples), (batch, sources, channels, samples)
+        # enhancement: the first source, the voice, is the one target; with one output there is one
+        # permutation, and the PIT loss is minus the SI-SNR of the enhanced voice
+        return pit_si_snr_loss(model(mixture), sources[:, :targets])
 
-    return Recipe(separator, loss_fn, *_loaders(train_set, valid_set, settings), dataset)
+    return Recipe(separator, loss_fn, *_loaders(train_set, valid_set, settings),
+                  data.dataset_with_options(dataset, **options))
 
 
 def bandsplit_recipe(separator: BandSplit, settings: DataSettings, seed: int = 0) -> Recipe:
@@ -106,6 +138,7 @@ def bandsplit_recipe(separator: BandSplit, settings: DataSettings, seed: int = 0
     with BSRNN's loss: waveform L1 + L1 on the real and imaginary parts of the STFT at the model's
     own resolution (Luo & Yu 2023). Chunks where a target is digital silence are drawn again."""
     c = separator.config
+    _no_task(settings, "band-split model")
     dataset = settings.dataset or "music"
     train_tracks = data.load_dataset(dataset, split="train")
     first = train_tracks[0]

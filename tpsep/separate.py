@@ -40,6 +40,8 @@ def source_names(separator: torch.nn.Module) -> list[str]:
     names = getattr(separator, "sources", None)
     if names:
         return list(names)
+    if separator.config.C == 1:  # one output: an enhancement model, trained on task "enhance"
+        return ["speech"]
     return [f"s{i + 1}" for i in range(separator.config.C)]
 
 

@@ -8,6 +8,8 @@
 
 >>> speech = load_dataset("speech", split="test")     # real read speech (LibriSpeech), two speakers at once
 >>> speech[0].meta["pair"]                            # "FF", "FM" or "MM": the sexes of the two speakers
+>>> noisy = load_dataset("speech", split="test", task="enhance")   # one speaker in noise
+>>> noisy[0].source_names, noisy[0].meta["snr_db"]    # ("speech", "noise") and the SNR in dB
 
 ``load_dataset`` also reads real data from a folder: MUSDB18 (``.stem.mp4``,
 needs ffmpeg), MUSDB18-HQ, any folder of stems ``<track>/<stem>.wav``, and
@@ -17,21 +19,26 @@ notebook needs to do.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from pathlib import Path
 
 from .cache import cache_root, dataset_dir, render_once
 from .track import MUSDB_SOURCES, Track, files_track, memory_track
-from .real import load_librimix, load_musdb, load_real, load_stem_folder
+from .real import LIBRIMIX_TASKS, load_librimix, load_musdb, load_real, load_stem_folder
 
 # name a notebook may use -> the renderer (and cache folder prefix) behind it
 EMBEDDED = {"music": "chorales", "chorales": "chorales",
             "speech": "libri2mix-mini", "libri2mix-mini": "libri2mix-mini",  # LibriSpeech voices, LibriMix-style
             "espeak": "speech2mix", "speech2mix": "speech2mix"}  # the earlier espeak-ng voices, kept by name
 
-__all__ = ["Track", "load_dataset", "describe", "dataset_folder", "cache_root", "MUSDB_SOURCES",
+# the tasks of the speech sets (and of LibriMix folders): separate, separate_noisy, enhance
+TASKS = tuple(LIBRIMIX_TASKS)
+
+__all__ = ["Track", "load_dataset", "describe", "dataset_folder", "cache_root", "MUSDB_SOURCES", "TASKS",
            "load_stem_folder", "load_musdb", "load_librimix", "memory_track", "files_track",
+           "dataset_with_options", "split_dataset_options",
            "ChunkDataset", "SpectrogramPatchDataset", "TrackDataset"]
 
 
@@ -93,16 +100,21 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
         **options: music: ``n_chorales=40, rate=16000, channels=1, seed=0, augment=0,
             n_valid=4, n_test=8, instruments="mixed"`` (``"soundfont"``: sampled instruments
             only, ``"synth"``: the synthesizer only), ``soundfont_path=None`` (another .sf2); speech: ``n_train=600, n_valid=60, n_test=90, rate=8000,
-            seed=0, noisy=False``; espeak: ``n_train=600, n_valid=100, n_test=100, rate=8000,
+            seed=0, task="separate"`` (sources s1, s2), ``"separate_noisy"`` (s1, s2, noise; also
+            ``noisy=True``) or ``"enhance"`` (one speaker in noise: sources speech, noise; see
+            :mod:`tpsep.data.librispeech`); espeak: ``n_train=600, n_valid=100, n_test=100, rate=8000,
             seed=0, noisy=False, utterances_per_speaker=60``; all: ``progress=True`` (tqdm bar
             while rendering), ``verify=True`` (checksum the cache). Real data: ``kind=``,
-            ``sources=``, ``allow_silent=``, ``noisy=`` (LibriMix).
+            ``sources=``, ``allow_silent=``, ``task=`` or ``noisy=`` (LibriMix). The options may
+            also follow the name, as a checkpoint records them: ``"speech?task=enhance"``
+            (:func:`dataset_with_options`).
 
     Returns:
         list of Track, each with ``mixture`` and ``sources`` float32 ``(channels, samples)``.
     """
     if split not in ("train", "valid", "test", "all"):
         raise ValueError(f"unknown split {split!r}; expected 'train', 'valid', 'test' or 'all'")
+    name, options = _merge_named_options(name, options)
     if isinstance(name, str) and name in EMBEDDED:
         params, loading = _split_options(name, options)
         folder = dataset_folder(name, **loading, **_options_without(options, loading))
@@ -111,7 +123,9 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
         if EMBEDDED[name] == "chorales":
             tracks = load_stem_folder(folder, split, kind="chorales")
         else:
-            tracks = load_librimix(folder, split, noisy=params["noisy"], rate=params["rate"])
+            from .librispeech import task_of
+
+            tracks = load_librimix(folder, split, task=task_of(params), rate=params["rate"])
         for track in tracks:
             track.meta.update(per_track.get(track.name, {}))
             track.meta.update(origin=EMBEDDED[name], params=params,
@@ -124,6 +138,60 @@ def load_dataset(name: str = "music", split: str = "train", **options) -> list:
 
 def _options_without(options: dict, loading: dict) -> dict:
     return {k: v for k, v in options.items() if k not in loading}
+
+
+def dataset_with_options(name: str, **options) -> str:
+    """A dataset and the options it is loaded with, in one string: ``"speech?task=enhance"``.
+
+    What a checkpoint records as its dataset, so that ``tpsep evaluate`` loads the same
+    data; :func:`load_dataset` reads it (:func:`split_dataset_options` takes it apart).
+
+    Args:
+        name: ``"music"``, ``"speech"``, ... or the path of a dataset.
+        **options: options of :func:`load_dataset` (numbers, booleans or words).
+
+    Returns:
+        ``name`` alone without options, else ``name?key=value&key=value``.
+    """
+    name, named = split_dataset_options(name)   # a name that already holds options keeps them
+    options = {**named, **options}
+    if not options:
+        return name
+    return f"{name}?" + "&".join(f"{key}={value}" for key, value in options.items())
+
+
+def split_dataset_options(text: str) -> tuple:
+    """``"speech?task=enhance"`` -> ``("speech", {"task": "enhance"})``; a plain name or path -> ``(text, {})``.
+
+    Values are read as Python literals when they are one (``n_test=9`` is a number),
+    as words otherwise. A path that exists is never taken apart, even with a ``?`` in it.
+    """
+    text = str(text)
+    if "?" not in text or Path(text).exists():
+        return text, {}
+    name, _, query = text.rpartition("?")
+    options = {}
+    for item in query.split("&"):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"dataset {text!r}: expected NAME?key=value&key=value after the name, got {item!r}")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return name, options
+
+
+def _merge_named_options(name, options: dict) -> tuple:
+    """The options given after the name (``"speech?task=enhance"``) joined to those given as arguments."""
+    if not isinstance(name, str):
+        return name, options
+    name, named = split_dataset_options(name)
+    clashes = [key for key in named if key in options and options[key] != named[key]]
+    if clashes:
+        raise ValueError(f"dataset {name!r}: option(s) {clashes} given twice, as {[named[k] for k in clashes]} "
+                         f"after the name and as {[options[k] for k in clashes]}; give them once")
+    return name, {**named, **options}
 
 
 def describe(tracks):

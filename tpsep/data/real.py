@@ -11,6 +11,7 @@ import importlib.util
 import re
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -285,8 +286,53 @@ def _musdb_track(mtrack, split: str, root: Path, allow_silent: bool) -> Track:
 MIX_FOLDERS = ("mix_clean", "mix", "mix_both")
 
 
+class LibriMixTask(NamedTuple):
+    """Which folders of a LibriMix split make up one task."""
+
+    mixtures: tuple   # the mixture's folder: the first of these found (none found: the sum of the sources)
+    sources: dict     # source name -> the folder of its files
+
+
+# LibriMix's three tasks (its sep_clean, sep_noisy and enh_single), named by what they ask of a model.
+# Enhancement has one target, the voice, named "speech": a model enhances with one output, and a
+# score of "speech" is that of the enhanced voice (LibriMix keeps it in s1/).
+LIBRIMIX_TASKS = {
+    "separate": LibriMixTask(MIX_FOLDERS, {"s1": "s1", "s2": "s2"}),
+    "separate_noisy": LibriMixTask(("mix_both",), {"s1": "s1", "s2": "s2", "noise": "noise"}),
+    "enhance": LibriMixTask(("mix_single",), {"speech": "s1", "noise": "noise"}),
+}
+LIBRIMIX_TASK_NAMES = {"sep_clean": "separate", "sep_noisy": "separate_noisy", "enh_single": "enhance"}
+
+
+def resolve_task(task: str = "separate", noisy: bool = False) -> str:
+    """The name of a task in :data:`LIBRIMIX_TASKS`.
+
+    Args:
+        task: ``"separate"``, ``"separate_noisy"``, ``"enhance"``, or LibriMix's name for
+            one of them (``"sep_clean"``, ``"sep_noisy"``, ``"enh_single"``).
+        noisy: the older way to ask for ``"separate_noisy"``; with another task, an error.
+
+    Returns:
+        ``"separate"``, ``"separate_noisy"`` or ``"enhance"``.
+    """
+    name = LIBRIMIX_TASK_NAMES.get(task, task)
+    if name not in LIBRIMIX_TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {list(LIBRIMIX_TASKS)} "
+                         f"(or LibriMix's names {list(LIBRIMIX_TASK_NAMES)})")
+    if noisy and name == "separate":
+        return "separate_noisy"
+    if noisy and name != "separate_noisy":
+        raise ValueError(f"noisy=True asks for the noisy separation task, task={task!r} for another one; "
+                         f"give task={task!r} alone")
+    return name
+
+
 def _librimix_split_dir(root: Path, split: str, rate: int | None) -> list:
-    """Folders holding s1/ and s2/ for ``split``: tries <root>/<split>, <root>/wav8k/min/<split>, ..."""
+    """Folders holding s1/ for ``split``: tries <root>/<split>, <root>/wav8k/min/<split>, ...
+
+    s1/ alone marks a split folder, whatever the task: the loader then names the folder
+    that its task misses (s2/ to separate, noise/ to enhance), instead of finding no split.
+    """
     bases = [root]
     for wav in sorted(root.glob("wav*k")) + sorted(root.glob("*/wav*k")):
         if rate is not None and wav.name != f"wav{rate // 1000}k":
@@ -299,7 +345,7 @@ def _librimix_split_dir(root: Path, split: str, rate: int | None) -> list:
     for base in bases:
         for folder in SPLIT_FOLDERS[split]:
             candidate = base / folder
-            if (candidate / "s1").is_dir() and (candidate / "s2").is_dir():
+            if (candidate / "s1").is_dir():
                 found.append(candidate)
         if found:
             return found
@@ -312,41 +358,59 @@ def is_librimix(root) -> bool:
 
 
 def load_librimix(root, split: str = "train", noisy: bool = False, rate: int | None = None,
-                  allow_silent: bool = False) -> list:
-    """LibriMix / wsj0-2mix folders: ``mix_clean/`` (or ``mix/``), ``s1/``, ``s2/``, optionally ``noise/``.
+                  allow_silent: bool = False, task: str = "separate") -> list:
+    """LibriMix / wsj0-2mix folders, for one of LibriMix's three tasks.
 
     Looks under ``<root>/<split>``, ``<root>/wav8k/min/<split>`` and the like
     (``train-360``/``train-100``/``tr``, ``dev``/``cv``, ``test``/``tt``).
-    With ``noisy=True`` the mixture is ``mix_both`` and ``noise`` is a third source.
+
+    Args:
+        task: which folders make a track (:data:`LIBRIMIX_TASKS`):
+
+            - ``"separate"``: the mixture ``mix_clean/`` (or ``mix/``), the sources ``s1/``, ``s2/``;
+            - ``"separate_noisy"`` (also ``noisy=True``): ``mix_both/``; ``s1/``, ``s2/``, ``noise/``;
+            - ``"enhance"``: ``mix_single/``; the sources ``speech`` (read from ``s1/``) and ``noise/``.
+
+            Without its mixture folder, a track's mixture is the sum of its sources.
+        noisy: the older way to ask for ``task="separate_noisy"``.
+        rate: read ``wav8k/`` or ``wav16k/`` only (default: the first found).
+
+    Returns:
+        list of Track, their sources in the order above.
     """
     root = _check_root(root)
     _check_split(split)
+    task = resolve_task(task, noisy)
+    layout = LIBRIMIX_TASKS[task]
     wanted = SPLITS if split == "all" else (split,)
     folders = [(s, d) for s in wanted for d in _librimix_split_dir(root, s, rate)]
     if not folders and (root / "s1").is_dir():
         folders = [(split, root)]
     if not folders:
+        expected = "{" + ",".join((layout.mixtures[0], *layout.sources.values())) + "}"
         raise SplitNotFound(f"no LibriMix/wsj0-2mix folder for split {split!r} under {root}; expected "
-                         f"{root}/wav8k/min/{SPLIT_FOLDERS[split][0]}/{{mix_clean,s1,s2}}/*.wav "
-                         f"or {root}/{SPLIT_FOLDERS[split][0]}/{{mix_clean,s1,s2}}/")
+                         f"{root}/wav8k/min/{SPLIT_FOLDERS[split][0]}/{expected}/*.wav "
+                         f"or {root}/{SPLIT_FOLDERS[split][0]}/{expected}/")
     tracks = []
+    source_names = tuple(layout.sources)
     for track_split, folder in folders:
-        source_names = ("s1", "s2", "noise") if noisy else ("s1", "s2")
-        mix_candidates = ("mix_both",) if noisy else MIX_FOLDERS
-        mix_dir = next((folder / m for m in mix_candidates if (folder / m).is_dir()), None)
-        for name in source_names:
-            if not (folder / name).is_dir():
-                raise ValueError(f"{folder} has no {name}/ folder; expected {list(source_names)} "
-                                 f"{'(noisy=True needs noise/ and mix_both/)' if noisy else ''}")
+        mix_dir = next((folder / m for m in layout.mixtures if (folder / m).is_dir()), None)
+        missing = [sub for sub in layout.sources.values() if not (folder / sub).is_dir()]
+        if missing:
+            # a LibriMix downloaded for enhancement only has no s2/: say which task it is made for
+            hint = ("; its mix_single/ is made for task='enhance'"
+                    if task != "enhance" and (folder / "mix_single").is_dir() else "")
+            raise ValueError(f"{folder} has no {missing[0]}/ folder; the task {task!r} reads "
+                             f"{[layout.mixtures[0] + '/'] + [sub + '/' for sub in layout.sources.values()]}{hint}")
         # one file per mixture in every folder: the names are the union over the folders, so a
         # file that only s2/ (or only the mixture folder) holds is reported, not dropped
-        folders_of = {name: folder / name for name in source_names}
+        folders_of = {name: folder / sub for name, sub in layout.sources.items()}
         if mix_dir is not None:
             folders_of["mixture"] = mix_dir
         files_in = {key: {p.name for p in _audio_files(d)} for key, d in folders_of.items()}
         names = sorted(set().union(*files_in.values()))
         if not names:
-            raise ValueError(f"{folder / source_names[0]} holds no audio files; expected one file per "
+            raise ValueError(f"{folders_of[source_names[0]]} holds no audio files; expected one file per "
                              f"mixture in each of {[d.name + '/' for d in folders_of.values()]}")
         for name in names:
             for key, files in files_in.items():
@@ -355,9 +419,9 @@ def load_librimix(root, split: str = "train", noisy: bool = False, rate: int | N
                     raise ValueError(f"{folders_of[key] / name} is missing; expected one file per mixture in "
                                      f"each of {[d.name + '/' for d in folders_of.values()]} "
                                      f"({folders_of[holder].name}/{name} has no counterpart)")
-            meta = {"split": track_split, "origin": "librimix", "path": str(folder)}
+            meta = {"split": track_split, "origin": "librimix", "path": str(folder), "task": task}
             mixture = folders_of["mixture"] / name if mix_dir is not None else None
-            tracks.append(files_track(Path(name).stem, mixture, {k: folder / k / name for k in source_names},
+            tracks.append(files_track(Path(name).stem, mixture, {k: folders_of[k] / name for k in source_names},
                                       meta, allow_silent=allow_silent))
     return tracks
 
@@ -377,10 +441,13 @@ def detect_kind(root) -> str:
 def load_real(root, split: str = "train", kind: str | None = None, **options) -> list:
     """Load a real dataset from a folder; ``kind`` ("musdb", "musdbhq", "stems", "librimix") forces the layout."""
     kind = kind or detect_kind(root)
+    if kind in ("librimix", "wsj0-2mix", "wsj0mix"):
+        return load_librimix(root, split, **options)
+    if kind in ("musdb", "stems", "musdbhq", "musdb18hq") and ("task" in options or "noisy" in options):
+        raise ValueError(f"task= and noisy= choose a task of a LibriMix folder; {root} is read as a "
+                         f"{kind!r} dataset (a LibriMix split folder holds s1/)")
     if kind == "musdb":
         return load_musdb(root, split, **options)
     if kind in ("stems", "musdbhq", "musdb18hq"):
         return load_stem_folder(root, split, kind=kind, **options)
-    if kind in ("librimix", "wsj0-2mix", "wsj0mix"):
-        return load_librimix(root, split, **options)
     raise ValueError(f"unknown dataset kind {kind!r}; expected 'musdb', 'musdbhq', 'stems' or 'librimix'")
