@@ -145,3 +145,40 @@ def test_a_few_adam_steps_lower_the_si_snr_loss_on_a_fixed_batch():
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0] - 5.0, losses  # at least 5 dB better (about 14 dB when written)
+
+
+# ---- the exercises of notebook 07 fail on the classic mistakes
+
+
+def test_notebook_exercises_reject_the_classic_mistakes(capsys):
+    import math
+
+    import torch.nn.functional as F
+
+    from tpsep import metrics
+    from tpsep.exercises import check, get
+    from tpsep.models.gridnet import UnfoldedBLSTM
+
+    class DToBeforeI(UnfoldedBLSTM):  # flattens each group as (D, I) instead of (I, D)
+        def forward(self, x):
+            batch, length, D = x.shape
+            padded = self.I + math.ceil(max(length - self.I, 0) / self.J) * self.J
+            groups = F.pad(x, (0, 0, 0, padded - length)).unfold(1, self.I, self.J).reshape(batch, -1, self.I * D)
+            hidden, _ = self.blstm(groups)
+            return self.fold_back(hidden.transpose(1, 2))[..., :length].transpose(1, 2)
+
+    def softmax_over_queries(q, k, v):
+        batch, L, T, freqs, _ = v.shape
+        q, k, values = q.flatten(3), k.flatten(3), v.flatten(3)
+        weights = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(dim=-2)
+        return (weights @ values).view(batch, L, T, freqs, -1).permute(0, 2, 3, 1, 4).reshape(batch, T, freqs, -1)
+
+    def mixture_scored_once(estimates, references, mixture):  # the input score of the first source only
+        output = metrics.si_sdr(estimates, references).mean(-1)
+        input_ = metrics.si_sdr(mixture, references[:, 0])
+        return {"input": input_, "output": output, "improvement": output - input_}
+
+    for name, attempt in (("07.unfolded_blstm", DToBeforeI), ("07.full_band_attention", softmax_over_queries),
+                          ("07.per_sample_improvement", mixture_scored_once)):
+        assert check(name, attempt, seed=1) is get(name).reference, name
+        assert capsys.readouterr().out.startswith(f"✗ {name}")
