@@ -25,6 +25,7 @@ from tpsep.data import load_dataset
 from tpsep.evaluation import evaluate, per_sample_table
 
 CHECK_TRACKS = 12  # the quick check: enough to catch a change, fast enough for every test run
+MUSIC_MODELS = ("unet", "bandsplit")  # scored by museval vocals SDR; the others by SI-SDRi
 
 
 def music_vocals_sdr(model, tracks) -> pd.Series:
@@ -61,7 +62,7 @@ def main(argv=None) -> Path:
     model = checkpoints.separator_from(stored)
     extra, state = stored["extra"], stored.get("state") or {}
     dataset = extra.get("dataset")
-    music = extra["model_name"] == "unet"
+    music = extra["model_name"] in MUSIC_MODELS
     tracks = load_dataset(dataset, split="test")
     minutes = (state.get("history") or {}).get("time") or []
     card = {

@@ -31,7 +31,8 @@
 # cause, and which only hide it.
 #
 # **You will write:** `band_bins` (the band layout), `split_bands` (the band
-# split) and `apply_complex_mask` (three exercises, each followed by a check).
+# split), `apply_complex_mask` and `ideal_raw_mask` (four exercises, each
+# followed by a check), and answer four written questions.
 
 # %%
 import math
@@ -168,6 +169,20 @@ except ValueError as error:
     print("ValueError:", error)
 
 # %% [markdown]
+# **Question 1.** The course layout gives the bands below 1 kHz about 100 Hz
+# each, and those above 4 kHz 500 Hz or more. Why this way round, for a
+# singing voice? What would you change for a bass guitar?
+#
+# ### BEGIN SOLUTION
+# A voice's pitch and its first harmonics, which decide who sings which note,
+# sit below 1 kHz, where neighbouring harmonics are 100-300 Hz apart: narrow
+# bands keep them apart, so each band's features describe one harmonic. Above
+# 4 kHz the voice is mostly noise-like (consonants, breath) with a smooth
+# envelope, so one wide band per octave region loses little and saves
+# features. A bass lives below 200-300 Hz: it would need even narrower bands at
+# the bottom (or a longer STFT), and could share very wide bands above 1 kHz.
+# ### END SOLUTION
+#
 # ## 3. The band split
 #
 # Each band of the complex spectrogram `X` (batch, channels, F, T) becomes, for
@@ -439,6 +454,24 @@ print(f"audio per training step: U-Net {unet_seconds:.0f} s (8 patches of {UNET_
 # over every frame of every band. `benchmarks/bandsplit_long_run.py` trains it
 # longer and prints both models beside the oracles, on the whole test split.
 #
+# **Question 2.** Compare the two models in the SDR table and in the SNR above
+# 4096 Hz. Can a model be behind on SDR and ahead above 4 kHz at the same time?
+# Use the share of vocal energy above 4096 Hz printed in section 1. Which
+# figure would you trust to choose a model for listeners, and which for a
+# karaoke app that only needs the voice removed?
+#
+# ### BEGIN SOLUTION
+# Yes. SDR weighs every error by its energy, and section 1 printed that only a
+# small share of the voice's energy lies above 4096 Hz: a model can miss all of
+# it and lose little SDR, or get it right and gain little. The high-band SNR
+# isolates that band. For listeners, presence and intelligibility (the "s" and
+# "t", the breath) live up there, so the high-band figure and listening count;
+# for removing the voice, what matters is how much of the voice's energy is
+# left in the accompaniment, which the overall SDR/SIR of the accompaniment
+# measures, and a model that never touches the top band leaves the voice's
+# top there.
+# ### END SOLUTION
+#
 # ## 8. The stability lab
 #
 # A student trained a band-split model and the loss sat at 0, or became NaN.
@@ -593,6 +626,22 @@ print(f"bandsplit_loss on the batch with a silent target: {loss.item():.4f}, gra
       all(torch.isfinite(p.grad).all().item() for p in lab_model.parameters()))
 
 # %% [markdown]
+# **Question 3.** Why can a lower learning rate, a warm-up or gradient clipping
+# not fix the NaN of a silent chunk, when they often do fix a loss that
+# explodes after some steps? What does `find_nonfinite` print that tells the
+# two cases apart?
+#
+# ### BEGIN SOLUTION
+# Here the loss is already NaN (or infinite) on the first batch, before any
+# update: it comes from the data and the formula (0 / 0, log 0), not from the
+# weights. The learning rate, warm-up and clipping only change the updates,
+# and clipping a NaN gradient leaves NaN. An explosion after some steps comes
+# from weights that grew too large, which smaller or clipped updates prevent.
+# `find_nonfinite` says "every module output is finite but the loss is nan:
+# loss_fn made it": the model is healthy, the loss function is not. In an
+# explosion it would name a layer whose output (or weight) is not finite.
+# ### END SOLUTION
+#
 # ### 8.3 Mask-layout plumbing
 #
 # Between the mask MLPs and the complex product sits a reshape, and a reshape
@@ -600,6 +649,23 @@ print(f"bandsplit_loss on the batch with a silent target: {loss.item():.4f}, gra
 # places. The test is to pass the **ideal complex mask** `S / X` through the
 # same plumbing and score the result: done right, it gives the source back up to
 # rounding, far above 100 dB.
+#
+# **Exercise.** Write `ideal_raw_mask(S, X)`: the ideal complex mask `S / X`
+# laid out as the mask MLPs output it, `(batch, T, F × channels × 2)` ordered
+# (bin, channel, real/imaginary). It is the exact inverse of the reshape in
+# your `apply_complex_mask`.
+
+# %%
+def ideal_raw_mask(S, X):
+    """Args: S, X complex ``(batch, channels, F, T)``. Returns: real ``(batch, T, F * channels * 2)``."""
+    ### BEGIN SOLUTION
+    parts = torch.view_as_real(S / X)                                   # (batch, channels, F, T, 2)
+    return parts.permute(0, 3, 2, 1, 4).reshape(S.shape[0], S.shape[-1], -1)
+    ### END SOLUTION
+
+
+# %%
+ideal_raw_mask = check("06.ideal_raw_mask", ideal_raw_mask)
 
 # %%
 lab_model = BandSplit(COURSE, verbose=False)
@@ -607,9 +673,7 @@ segment = slice(10 * RATE, 14 * RATE)
 mix = torch.from_numpy(example.mixture[:, segment])[None]             # (1, 1, samples)
 vocals = torch.from_numpy(example.stem(TARGET)[:, segment])[None]     # (1, 1, samples)
 X, S = lab_model.spectrogram(mix), lab_model.spectrogram(vocals)      # (1, 1, F, T) each
-ideal = S / X                                                         # the ideal complex mask
-# its raw layout, (batch, T, F * channels * 2) ordered (bin, channel, real/imaginary), as the MLPs output it
-raw = torch.view_as_real(ideal).permute(0, 3, 2, 1, 4).reshape(1, X.shape[-1], -1)
+raw = ideal_raw_mask(S, X)                                            # the ideal mask, as the MLPs would output it
 bins, frames = X.shape[-2], X.shape[-1]
 
 
@@ -764,6 +828,27 @@ print(f"(the mixture as the estimate: {bandsplit_loss(mixtures[:, None], targets
 # it barely moves. The real fix is the initialisation (PyTorch's default, or
 # any that keeps the masks of order 1 at the start), after which no clamp is
 # needed.
+#
+# **Question 4.** Of the fixes in the student's report (slicing to a
+# `freq_bins` constant, cropping the mask, clamps, a tiny Xavier gain,
+# clipping, a lower learning rate with warm-up, mixed precision off), which
+# treat a cause, which hide a symptom, and which cost something? Say, for each,
+# which section of this lab shows it.
+#
+# ### BEGIN SOLUTION
+# Hide a symptom: the clamps (8.6: finite loss, no gradient where they act,
+# no learning), cropping a mask or slicing to a constant (8.3, 8.4: the shapes
+# agree and the numbers land in the wrong bins, or the Nyquist bin is lost),
+# and clipping or a lower learning rate against NaN from silence (8.2: the loss
+# is NaN before any update). Treat a cause: an eps, `.abs()` and the silent-chunk
+# filter (8.2), deriving sizes from `n_fft` (8.4), a cast to float32 where
+# complex numbers and norms are computed (8.5), a sane initialisation (8.6:
+# PyTorch's default; a tiny gain is a fix only if the outputs were too large,
+# and it slows the start). Cost something: switching mixed precision off
+# (8.5) removes the error and the speed with it; a lower learning rate with
+# warm-up slows every run. None of them helps a loss that is exactly 0 (8.1),
+# which only the step-0 check catches.
+# ### END SOLUTION
 #
 # ## 9. What to remember
 #

@@ -30,8 +30,9 @@
 # numbers a broken pipeline produces, so that you recognise them.
 #
 # **You will write:** the unfolded BLSTM of the intra-frame and sub-band
-# modules, one full-band attention step, and the per-sample improvement (three
-# exercises, each followed by a check).
+# modules, one full-band attention step, the per-sample improvement and the lag
+# between two signals (four exercises, each followed by a check), and answer
+# four written questions.
 
 # %%
 from dataclasses import replace
@@ -213,6 +214,23 @@ print(f"tiny model after {tiny_history.steps} steps at lr 1e-3: loss {np.mean(ti
 # more steps. A plateau is not a bug, but you must recognise it: *a loss near 0
 # with outputs that equal the input* is this plateau, not a broken pipeline.
 #
+# **Question 1.** Why is "both outputs are the mixture" such an easy place for
+# PIT SI-SNR training to reach, and such a hard one to leave? Think of what
+# each output scores there, and of what a small change of one output does to
+# the loss.
+#
+# ### BEGIN SOLUTION
+# Copying the input is the simplest function a network with residual paths can
+# compute, and it already scores the input SI-SNR (about 0 dB) against each
+# speaker: from a random start, that is a large improvement, reached fast.
+# There, the two outputs are identical, so PIT cannot tell which speaker each
+# one should follow: a change that moves an output towards one speaker moves
+# it away from the other, and the best permutation flips with small changes,
+# so the gradients of the two assignments largely cancel. Leaving requires a
+# step large enough to break the symmetry (a larger learning rate) or many
+# small steps that accumulate.
+# ### END SOLUTION
+#
 # ## 5. Training
 #
 # The course model (D 16, B 2, H 32) with the course's trainer: random
@@ -323,6 +341,23 @@ for label, name in (("best", table["improvement"].idxmax()), ("worst", table["im
         display(player(e, RATE))
 
 # %% [markdown]
+# **Question 2.** Read the table by pair of voices for the three methods. Which
+# pairs are hardest for the trained models, is it the same for the IRM, and
+# why would two voices of the same sex be harder to separate without a mask
+# oracle?
+#
+# ### BEGIN SOLUTION
+# For trained models the same-sex pairs (FF, MM) are usually the hardest: two
+# voices of the same sex have fundamental frequencies and formants in the same
+# ranges, so their harmonics overlap in the same bins and their timbres are
+# alike; the model must use finer cues (exact pitch tracks, speaker identity
+# over time), and it may swap the speakers in the middle of a mixture, which
+# SI-SDR punishes hard. The IRM knows the sources, so pitch similarity matters
+# less to it: its scores vary much less between pairs. (On 30 mixtures, with
+# only a handful of FF and MM pairs, small differences are noise: check the
+# counts in the per-sample summary.)
+# ### END SOLUTION
+#
 # ## 7. The absurd-scores lab
 #
 # A real report, on TF-GridNetV2 trained for speech enhancement:
@@ -376,9 +411,37 @@ pd.DataFrame({name: {"input (dB)": t["input"].mean(), "output (dB)": t["output"]
               for name, t in scores.items()}).T.round(1)
 
 # %% [markdown]
-# The report's numbers, reproduced: inputs between -20 and -45 dB, outputs as
-# bad, and improvements spread wide both ways. None of this is the model.
-# `check_pipeline` looks at the data (no model needed) and names the cause:
+# The report's symptoms, reproduced: inputs far below 0 dB, outputs as bad, and
+# improvements spread both ways. None of this is the model.
+#
+# A lag is found by cross-correlation: slide the reference against the mixture,
+# and the shift where they are most alike is the lag.
+#
+# **Exercise.** Write `find_lag(mixture, reference, max_lag)`: how many samples
+# the reference is late (negative: early), searched within `±max_lag`. Take
+# the shift of the largest *absolute* correlation (a polarity flip is still
+# the same signal). `np.correlate(reference, mixture, "full")` gives every
+# shift; its middle entry, at index `len(mixture) - 1`, is shift 0.
+
+# %%
+def find_lag(mixture, reference, max_lag):
+    """Args: mixture, reference ``(samples,)`` numpy arrays; max_lag in samples. Returns: an int."""
+    ### BEGIN SOLUTION
+    correlation = np.correlate(reference, mixture, "full")
+    shifts = np.arange(-max_lag, max_lag + 1)
+    return int(shifts[np.argmax(np.abs(correlation[len(mixture) - 1 + shifts]))])
+    ### END SOLUTION
+
+
+# %%
+find_lag = check("07.find_lag", find_lag)
+late = broken["reference 32 ms late"][0]
+print(f"{late.name}: s1 is {find_lag(late.mixture[0], late.stem('s1')[0], max_lag=RATE // 10)} samples late "
+      f"(32 ms at {RATE} Hz is {32 * RATE // 1000} samples)")
+
+# %% [markdown]
+# `check_pipeline` runs this and the other checks on every track (no model
+# needed), and names the cause:
 
 # %%
 for name in ("reference 32 ms late", "16 kHz reference read at 8 kHz"):
@@ -414,6 +477,23 @@ except ValueError as error:
 print(diagnose.check_pipeline(mixture=batch_mixture[:, 0], references=speaker_1, estimates=estimate_1).report())
 
 # %% [markdown]
+# **Question 3.** A colleague shows you a validation input score of -36 dB on
+# a speech enhancement set. Name three causes that produce it, and for each the
+# evidence `check_pipeline` gives you to tell them apart. Why is retraining the
+# model, or changing it, not a fix for any of them?
+#
+# ### BEGIN SOLUTION
+# A reference shifted against its mixture (a padding, a hop or an STFT centre
+# applied to one side): the lag finding, a clear non-zero lag and a score that
+# becomes sane once aligned. A reference from another item (files paired by a
+# wrong sort or index): the input score is broken with no lag found and a
+# normal rolloff. A reference at another sample rate: the rolloff ratio near
+# 1/2 or 2, and often lengths that differ by that factor. (A shape broadcast
+# gives the broadcast finding before any score.) The input score does not
+# involve the model at all, it is the mixture against its reference: no
+# model, however trained, changes it.
+# ### END SOLUTION
+#
 # ### The log: a loss of the wrong sign, and a learning rate that collapsed
 #
 # A run's log says as much as its scores. Two of the report's symptoms are in
@@ -451,6 +531,21 @@ plt.show()
 # A sane schedule warms up, decays smoothly, and stops at a floor (here 1 % of
 # the peak), so the last part of a long run still learns. The trainer's
 # `plateau` schedule takes `min_lr` too.
+#
+# **Question 4.** In the report, the best checkpoint came from epoch 100 of
+# 1,496. Give two explanations from this section, and for each the line of the
+# log that would confirm it.
+#
+# ### BEGIN SOLUTION
+# First, the sign: if the logged "loss" is +SI-SNR, the trainer keeps the
+# checkpoint with the lowest value, that is the *worst* model, typically an
+# early one; the log shows a positive validation loss that rises as training
+# goes on (`check_pipeline` reports the sign finding). Second, the learning
+# rate collapse: once the LR is thousands of times below its peak, later epochs
+# hardly change the weights, so no later checkpoint can be better; the log's
+# `lr` column shows the LR below 1/1000 of its peak from some step on, and the
+# validation loss flat from there.
+# ### END SOLUTION
 #
 # ## 8. Speech enhancement
 #

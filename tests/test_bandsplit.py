@@ -345,7 +345,11 @@ def test_notebook_exercises_reject_the_classic_mistakes(capsys):
         parts = raw.reshape(batch, frames, X.shape[2], X.shape[1], 2).permute(0, 3, 2, 1, 4)
         return torch.complex(parts[..., 0] * X.real, parts[..., 1] * X.imag)
 
+    def mask_without_transpose(S, X):  # a view in the spectrogram's (channels, F, T) order
+        return torch.view_as_real(S / X).reshape(S.shape[0], S.shape[-1], -1)
+
     for name, attempt in (("06.band_bins", floor_bins), ("06.band_bins", without_nyquist),
-                          ("06.split_bands", halves_split), ("06.apply_complex_mask", real_product)):
+                          ("06.split_bands", halves_split), ("06.apply_complex_mask", real_product),
+                          ("06.ideal_raw_mask", mask_without_transpose)):
         assert check(name, attempt, seed=1) is get(name).reference, name
         assert capsys.readouterr().out.startswith(f"✗ {name}")

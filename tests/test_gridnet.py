@@ -153,6 +153,7 @@ def test_a_few_adam_steps_lower_the_si_snr_loss_on_a_fixed_batch():
 def test_notebook_exercises_reject_the_classic_mistakes(capsys):
     import math
 
+    import numpy as np
     import torch.nn.functional as F
 
     from tpsep import metrics
@@ -178,7 +179,12 @@ def test_notebook_exercises_reject_the_classic_mistakes(capsys):
         input_ = metrics.si_sdr(mixture, references[:, 0])
         return {"input": input_, "output": output, "improvement": output - input_}
 
+    def lag_of_the_mixture(mixture, reference, max_lag):  # the sign the other way round
+        correlation = np.correlate(mixture, reference, "full")
+        shifts = np.arange(-max_lag, max_lag + 1)
+        return int(shifts[np.argmax(np.abs(correlation[len(reference) - 1 + shifts]))])
+
     for name, attempt in (("07.unfolded_blstm", DToBeforeI), ("07.full_band_attention", softmax_over_queries),
-                          ("07.per_sample_improvement", mixture_scored_once)):
+                          ("07.per_sample_improvement", mixture_scored_once), ("07.find_lag", lag_of_the_mixture)):
         assert check(name, attempt, seed=1) is get(name).reference, name
         assert capsys.readouterr().out.startswith(f"✗ {name}")

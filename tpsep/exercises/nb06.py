@@ -1,4 +1,5 @@
-"""Exercises of notebook 06 (band-split models): the band layout, the band split, the complex mask."""
+"""Exercises of notebook 06 (band-split models): the band layout, the band split, the complex mask,
+and the ideal mask in the mask estimators' layout."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def apply_complex_mask(raw: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     ``X`` ``(batch, channels, F, T)``: the source's spectrogram ``(batch, channels, F, T)``."""
     masks = bandsplit.interleaved_to_complex(raw, X.shape[-2], X.shape[1])
     return masks * X
+
+
+def ideal_raw_mask(S: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """The ideal complex mask ``S / X`` in the mask estimators' raw layout: ``(batch, T, F * channels * 2)``,
+    ordered (bin, channel, real/imaginary), the inverse of :func:`apply_complex_mask`'s reshape."""
+    return torch.view_as_real(S / X).permute(0, 3, 2, 1, 4).reshape(S.shape[0], S.shape[-1], -1)
 
 
 def _layout_inputs(rng):
@@ -69,6 +76,11 @@ def _mask_inputs(rng):
     return (raw, X), {}
 
 
+def _ideal_mask_inputs(rng):
+    batch, channels, bins, frames = int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.choice([9, 17])), 5
+    return (_spectrogram(rng, batch, channels, bins, frames), _spectrogram(rng, batch, channels, bins, frames)), {}
+
+
 register("06.band_bins", reference=band_bins, test=_test_band_bins,
          hint="boundary f Hz falls on bin round(f * n_fft / rate); add 0 at the start and n_fft // 2 + 1 at "
               "the end, and take the differences")
@@ -78,3 +90,6 @@ register("06.split_bands", reference=split_bands, make_inputs=_split_inputs,
 register("06.apply_complex_mask", reference=apply_complex_mask, make_inputs=_mask_inputs, atol=1e-5,
          hint="reshape raw to (batch, T, F, channels, 2), view_as_complex, move the axes to (batch, channels, F, T), "
               "then multiply by X: a complex product, not one of real parts")
+register("06.ideal_raw_mask", reference=ideal_raw_mask, make_inputs=_ideal_mask_inputs, atol=1e-4,
+         hint="M = S / X is complex (batch, channels, F, T); view_as_real, then permute to (batch, T, F, channels, 2) "
+              "and flatten the last three axes: the exact inverse of apply_complex_mask's reshape")

@@ -1,5 +1,5 @@
 """Exercises of notebook 07 (TF-GridNet): the unfolded BLSTM, one full-band attention step,
-the per-sample improvement table."""
+the per-sample improvement table, and the lag between a mixture and its reference."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from tpsep import metrics
+from tpsep import diagnose, metrics
 from tpsep.exercises import CheckFailed, compare, register
 from tpsep.models import gridnet
 
@@ -45,6 +45,12 @@ def per_sample_improvement(estimates, references, mixture):
     output = metrics.si_sdr(estimates, references).mean(-1)
     input_ = metrics.si_sdr(mixture[:, None].expand_as(references), references).mean(-1)
     return {"input": input_, "output": output, "improvement": output - input_}
+
+
+def find_lag(mixture, reference, max_lag: int) -> int:
+    """How many samples ``reference`` is late against ``mixture`` (negative: early), searched within
+    ``±max_lag``, by cross-correlation. Both ``(samples,)`` numpy arrays."""
+    return diagnose.find_lag(mixture, reference, max_lag)[0]
 
 
 def _test_unfolded_blstm(student_class, reference_class, rng):
@@ -86,6 +92,15 @@ def _improvement_inputs(rng):
     return (estimates, references, mixture), {}
 
 
+def _lag_inputs(rng):
+    samples, max_lag = int(rng.integers(400, 1200)), int(rng.integers(20, 80))
+    lag = int(rng.integers(-max_lag, max_lag + 1))
+    source = rng.standard_normal(samples + 2 * max_lag)
+    mixture = source[max_lag:max_lag + samples] + 0.5 * rng.standard_normal(samples)  # another voice on top
+    reference = source[max_lag - lag:max_lag - lag + samples]  # reference[n + lag] == source at mixture's n
+    return (mixture, reference, max_lag), {}
+
+
 register("07.unfolded_blstm", reference=gridnet.UnfoldedBLSTM, test=_test_unfolded_blstm,
          hint="pad the end so that (padded - I) % J == 0; x.unfold(1, I, J) gives (batch, groups, D, I): "
               "make it (batch, groups, I * D) with I before D; BLSTM; fold_back wants (batch, 2H, groups); "
@@ -97,3 +112,6 @@ register("07.per_sample_improvement", reference=per_sample_improvement, make_inp
          atol=1e-3, rtol=1e-4,
          hint="the input score is the mixture taken as the estimate of every source; tpsep.metrics.si_sdr "
               "works on the last axis; average over the sources, not over the batch")
+register("07.find_lag", reference=find_lag, make_inputs=_lag_inputs,
+         hint="np.correlate(reference, mixture, 'full') (or an FFT) gives every shift; the lag is the shift of "
+              "the largest |correlation| within ±max_lag; positive when the reference is late")
