@@ -28,8 +28,8 @@ two-second chunks, lr 1e-3, plateau schedule), vocals SDR on the 8 test tracks, 
 
 The band-split model is ahead on the accompaniment and on SAR, still behind on the vocals. Per
 step it hears 8 s of audio where the U-Net's batch of 8 patches holds 96 s, and its step costs
-more: at equal CPU time it has seen about a sixth of the U-Net's audio (5.6 h against 32 h at
-the 2527-step mark).
+more: at the 2527-step mark, after four times the U-Net's CPU time, it had heard about a sixth
+of the U-Net's audio (5.6 h against 32 h).
 """
 
 from __future__ import annotations
