@@ -95,12 +95,10 @@ def main() -> None:
         methods = {"TF-GridNet (long run)": model, f"Conv-TasNet ({args.convtasnet})": load_separator(convtasnet_path),
                    "IRM (STFT 32 ms)": masks.oracle_separator("irm", n_fft=256, hop=64)}
         targets, by = None, "pair"
-    improvements = {}
-    for name, method in methods.items():
-        table = per_sample_table(method, tracks, targets, method=name)
-        improvements[name] = table["improvement"]
-        groups = table[by] if by != "snr" else pd.cut(table["snr_db"], [-5, 0, 5, 10], right=False)
-    summary = pd.DataFrame(improvements)
+    tables = {name: per_sample_table(method, tracks, targets, method=name) for name, method in methods.items()}
+    summary = pd.DataFrame({name: table["improvement"] for name, table in tables.items()})
+    table = next(iter(tables.values()))  # every table has the same tracks and meta columns
+    groups = table[by] if by != "snr" else pd.cut(table["snr_db"], [-5, 0, 5, 10], right=False)
     result = summary.groupby(groups.astype(str)).mean().T
     result.insert(0, "all", summary.mean())
     result.insert(1, "median", summary.median())

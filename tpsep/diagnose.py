@@ -268,14 +268,7 @@ def mask_statistics(model, inputs, *, low: float = 0.01, high: float = 0.99,
     Returns:
         a :class:`MaskStatistics`; ``print()`` it.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-    except StopIteration:
-        device = torch.device("cpu")
-    masks = model(_as_tensor(inputs, "inputs").to(device)).detach().float().cpu()
-    model.train(was_training)
+    masks = _run_in_eval_mode(model, _as_tensor(inputs, "inputs")).float().cpu()
     findings = []
     if not torch.isfinite(masks).all():
         findings.append(Finding("mask", "error", "the mask holds NaN/Inf at initialisation"))
@@ -1458,8 +1451,15 @@ def _run_separator(separator, items: list[_Item]) -> list[Finding]:
     return findings
 
 
-@torch.no_grad()
 def _run_module(module: torch.nn.Module, mixture: np.ndarray) -> np.ndarray:
+    output = _run_in_eval_mode(module, torch.from_numpy(mixture.astype(np.float32))[None])
+    return _audio(output, "the separator's output")
+
+
+@torch.no_grad()
+def _run_in_eval_mode(module: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``module(inputs)`` in eval mode, on the module's device, without gradients; the module's
+    mode is restored afterwards, even on error."""
     was_training = module.training
     module.eval()
     try:
@@ -1467,10 +1467,9 @@ def _run_module(module: torch.nn.Module, mixture: np.ndarray) -> np.ndarray:
     except StopIteration:
         device = torch.device("cpu")
     try:
-        output = module(torch.from_numpy(mixture.astype(np.float32))[None].to(device))
+        return module(inputs.to(device))
     finally:
         module.train(was_training)
-    return _audio(output, "the separator's output")
 
 
 # ---- the measurements ----------------------------------------------------------------------------
