@@ -206,7 +206,8 @@ l1_mask_loss = check("03.l1_mask_loss", l1_mask_loss)
 # batch, `loss_fn(model, batch)`, backward, gradient clipping, an AdamW step;
 # after each epoch, the validation loss. The budget here is a fixed number of
 # steps (about two minutes on a laptop CPU), so the run is the same every time.
-# The checkpoints go to `runs/unet03/`; notebook 04 reuses them.
+# The checkpoints go to `.runs/unet03/`, a hidden folder beside the notebook (it
+# stays out of the file browser); notebooks 04 and 06 reuse them.
 
 # %%
 def loss_fn(model, batch):
@@ -220,7 +221,7 @@ train_loader = DataLoader(train_set, batch_size=8, shuffle=True, drop_last=True)
 valid_loader = DataLoader(valid_set, batch_size=8)
 extra = {"model_name": "unet", "model_config": vars(COURSE), "target": "vocals", "dataset": str(DATASET)}
 history = fit(model, loss_fn, train_loader, valid_loader,
-              TrainConfig(max_steps=200, lr=1e-3, device="cpu", out_dir="runs/unet03", progress=False,
+              TrainConfig(max_steps=200, lr=1e-3, device="cpu", out_dir=".runs/unet03", progress=False,
                           tensorboard=False),
               extra=extra)
 

@@ -50,7 +50,7 @@ DATASET = "music"   # or a path to real data, e.g. a MUSDB18-HQ folder
 # %% [markdown]
 # ## 1. A trained U-Net
 #
-# Notebook 03 trained one and saved `runs/unet03/best.pt`. So that this notebook
+# Notebook 03 trained one and saved `.runs/unet03/best.pt`. So that this notebook
 # also runs on its own, the cell below trains the very same model (same data,
 # seed and number of steps) when that checkpoint is missing. For better
 # results, train longer from the command line and point `CHECKPOINT` at it:
@@ -59,7 +59,7 @@ DATASET = "music"   # or a path to real data, e.g. a MUSDB18-HQ folder
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (what this cell prints depends on whether notebook 03 ran first; the model is the same either way)
-CHECKPOINT = "runs/unet03/best.pt"
+CHECKPOINT = ".runs/unet03/best.pt"
 
 if Path(CHECKPOINT).exists():
     print(f"loaded {CHECKPOINT}")
@@ -80,7 +80,7 @@ else:
     extra = {"model_name": "unet", "model_config": asdict(COURSE), "dataset": str(DATASET)}
     fit(model, loss_fn, DataLoader(train_set, batch_size=8, shuffle=True, drop_last=True),
         DataLoader(valid_set, batch_size=8),
-        TrainConfig(max_steps=200, lr=1e-3, device="cpu", out_dir="runs/unet03", progress=False,
+        TrainConfig(max_steps=200, lr=1e-3, device="cpu", out_dir=".runs/unet03", progress=False,
                     tensorboard=False), extra=extra)
 separator = load_separator(CHECKPOINT)   # the best validation checkpoint, as notebook 03 left it
 model = separator.unet                   # the U-Net itself; the separator wraps it with its front end (section 2)
@@ -255,12 +255,12 @@ display(player(track.stem("vocals")[..., excerpt], track.rate))
 
 # %%
 written = separate.write_estimates({"vocals": vocals_estimate, "accompaniment": accompaniment_estimate},
-                                   track.rate, Path("runs") / "separated" / track.name, overwrite=True)
+                                   track.rate, Path(".runs") / "separated" / track.name, overwrite=True)
 print("wrote", ", ".join(str(p) for p in written))
 
 # %% [markdown]
 # From the command line, the same for any audio file:
-# `tpsep separate runs/unet03/best.pt song.wav --out runs/separated`.
+# `tpsep separate .runs/unet03/best.pt song.wav --out .runs/separated`.
 #
 # ## 3. Scores, next to the oracles
 #

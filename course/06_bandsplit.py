@@ -60,7 +60,7 @@ TARGET = "vocals"
 # On a GPU, or with time to spare, multiply TRAIN_STEPS by 10 or more.
 TRAIN_STEPS, TRAIN_LR, BATCH_SIZE, SECONDS = 200, 1e-3, 4, 1.0
 N_EVAL_TRACKS = 3   # `tpsep evaluate CHECKPOINT --split test` scores them all
-UNET_CHECKPOINT = "runs/unet03/best.pt"  # written by notebook 03
+UNET_CHECKPOINT = ".runs/unet03/best.pt"  # written by notebook 03
 tpsep.setup_notebook(seed=0)
 torch.set_num_threads(1)  # one thread: the same printed numbers on every machine
 
@@ -865,5 +865,5 @@ print(f"(the mixture as the estimate: {bandsplit_loss(mixtures[:, None], targets
 #
 # From the command line: `tpsep train bandsplit --minutes 30 --out runs/bsrnn`
 # then `tpsep evaluate runs/bsrnn/best.pt --split test`, and
-# `python benchmarks/bandsplit_long_run.py --unet runs/unet03/best.pt` for the
+# `python benchmarks/bandsplit_long_run.py --unet notebooks/.runs/unet03/best.pt` for the
 # long comparison.

@@ -47,6 +47,7 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-4
     trials: int = 3
+    points: int = 2
 
 
 REGISTRY: dict[str, Exercise] = {}
@@ -54,7 +55,7 @@ RESULTS: list[dict] = []  # every check run in this process, in order
 
 
 def register(name: str, reference: Any, make_inputs=None, test=None, hint: str = "",
-             atol: float = 1e-5, rtol: float = 1e-4, trials: int = 3) -> Exercise:
+             atol: float = 1e-5, rtol: float = 1e-4, trials: int = 3, points: int = 2) -> Exercise:
     """Declare an exercise.
 
     Args:
@@ -66,10 +67,12 @@ def register(name: str, reference: Any, make_inputs=None, test=None, hint: str =
         test: ``(student, reference, rng) -> None``, raising :class:`CheckFailed`;
             for classes or anything :func:`compare` can't judge.
         hint: one sentence shown when the attempt is wrong.
+        points: what a passed check is worth in ``tpsep grade``'s totals
+            (2 for a usual exercise; 3 or 4 for one that carries the notebook).
     """
     if (make_inputs is None) == (test is None):
         raise ValueError(f"exercise {name!r}: give exactly one of make_inputs= or test=")
-    exercise = Exercise(name, reference, make_inputs, test, hint, atol, rtol, trials)
+    exercise = Exercise(name, reference, make_inputs, test, hint, atol, rtol, trials, points)
     REGISTRY[name] = exercise
     return exercise
 
