@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -171,6 +172,94 @@ def stale_notebooks(root: Path = ROOT) -> list[str]:
             if path.stem not in names:
                 stale.append(f"{folder}/{path.name} has no source in course/")
     return stale
+
+
+# A figure a run produced: a number with a unit of result (dB, %), or any number in a markdown table.
+_NUMBER = r"[-−+]?\d+(?:[.,]\d+)?"
+_FIGURE_WITH_UNIT = re.compile(rf"(?<![\w.])({_NUMBER})\s?(?:dB\b|%)")
+_ANY_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})(?:[eE][-+]?\d+)?(?![\w])")
+_CITATION = re.compile(r"\b(?:19|20)\d\d\b|et al\.")
+_IGNORED_SPANS = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|\]\([^)]*\)", re.DOTALL)
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(m.group(1).replace("−", "-").replace(",", "."))
+            for m in _ANY_NUMBER.finditer(text.replace("−", "-"))]
+
+
+def _output_text(cell) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            parts.append(output["text"])
+        for kind in ("text/plain", "text/html", "text/markdown"):
+            parts.append(output.get("data", {}).get(kind, ""))
+    return re.sub(r"<[^>]+>", " ", "\n".join(parts))
+
+
+def _prose_figures(markdown: str) -> list[str]:
+    """The figures in a markdown cell that a run would have to print, as written there."""
+    figures = []
+    paragraphs = re.split(r"\n\s*\n", _IGNORED_SPANS.sub(" ", markdown))
+    # a heading belongs to the paragraph under it, which may hold the citation
+    for heading, paragraph in zip(paragraphs, paragraphs[1:]):
+        if heading.lstrip().startswith("#") and len(heading.strip().splitlines()) == 1:
+            paragraphs[paragraphs.index(paragraph)] = heading + "\n" + paragraph
+    paragraphs = [p for p in paragraphs if not (p.lstrip().startswith("#") and len(p.strip().splitlines()) == 1)]
+    for paragraph in paragraphs:
+        if _CITATION.search(paragraph):  # a published figure, with its citation
+            continue
+        for line in paragraph.splitlines():
+            if line.lstrip().startswith("|"):
+                if set(line.replace(" ", "")) <= set("|-:"):
+                    continue
+                figures += [m.group(1) for m in _ANY_NUMBER.finditer(line)]
+            else:
+                figures += [m.group(1) for m in _FIGURE_WITH_UNIT.finditer(line)]
+    return figures
+
+
+def _is_printed(figure: str, printed: list[float]) -> bool:
+    """``figure`` as written (``"4.1"``) matches a printed number to the precision shown."""
+    value = abs(float(figure.replace("−", "-").replace(",", ".")))
+    decimals = len(figure.replace(",", ".").split(".")[1]) if "." in figure.replace(",", ".") else 0
+    tolerance = 0.5 * 10 ** -decimals + 1e-9
+    # a share may be printed as a fraction (0.712) or a percentage (71.2)
+    return any(abs(abs(p) - value) <= tolerance or abs(abs(p) * 100 - value) <= tolerance for p in printed)
+
+
+def unprinted_figures(source: Path | str, solution: Path | str) -> list[str]:
+    """Figures that the prose of ``source`` quotes but no cell of the notebook prints or sets.
+
+    A number typed in a markdown cell goes stale silently when a run changes:
+    nbval re-checks outputs, not prose. So every figure in the prose with a
+    unit of result (dB, %), and every number in a markdown table, must appear,
+    to the precision written, in a stored output of the executed ``solution``
+    notebook, or in the code of the notebook (a setting such as ``target=-20``).
+    Paragraphs with a citation (a year, "et al.") quote published figures and
+    are exempt; so are ``code spans`` and ``$math$``.
+
+    Returns:
+        one line per unprinted figure, naming the notebook and the cell; empty when all is well.
+    """
+    source, solution = Path(source), Path(solution)
+    if not solution.exists():
+        return [f"{solution} is missing: run `tpsep build`"]
+    executed = nbformat.read(str(solution), as_version=4)
+    printed = []
+    for cell in executed.cells:
+        if cell.cell_type == "code":
+            printed += _numbers(_output_text(cell)) + _numbers(cell.source)
+    problems = []
+    markdown_cells = [c for c in jupytext.read(source, fmt="py:percent").cells if c.cell_type == "markdown"]
+    for index, cell in enumerate(markdown_cells, start=1):
+        heading = next((line.strip("# ").strip() for line in cell.source.splitlines() if line.startswith("#")),
+                       cell.source.strip().splitlines()[0][:50] if cell.source.strip() else "")
+        for figure in _prose_figures(cell.source):
+            if not _is_printed(figure, printed):
+                problems.append(f"{source.name}, markdown cell {index} ({heading!r}): {figure!r} is printed "
+                                f"by no cell; print it from a code cell and refer to it in the prose")
+    return problems
 
 
 def strip_colours(text: str) -> str:
