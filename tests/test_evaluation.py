@@ -142,8 +142,10 @@ def test_command_checkpoint_mode_rebuilds_the_model_or_says_why(tmp_path, monkey
     unet = tmp_path / "runs" / "best.pt"
     save_checkpoint(unet, UNet(config, verbose=False), extra={"model_name": "unet", "model_config": asdict(config)})
     assert main(["evaluate", str(unet), "--metric", "si_sdr"]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("vocals SI-SDR (median over tracks): unet (runs/best.pt) ")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("vocals SI-SDR (median over tracks): unet (runs/best.pt) ")
+    # the table names the model and its run too, not the file name "best" alone
+    assert any(line.startswith("unet (runs/best.pt) vocals") for line in lines), lines
 
 def test_tracks_made_from_arrays_can_be_evaluated_twice():
     # evaluate() unloads each track after scoring it to keep memory flat; a track made from

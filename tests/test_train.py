@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -319,16 +320,48 @@ def test_train_command(tmp_path, tiny_cli, capsys):
     assert checkpoint["model"]["0.weight"].shape == (8, 6)
 
 
-def test_train_help_lists_every_config_field_and_the_model_options(capsys):
+def help_of(argv, capsys) -> str:
     from tpsep.cli import main
 
     with pytest.raises(SystemExit):
-        main(["train", "--help"])
-    help_text = capsys.readouterr().out
-    for f in fields(TrainConfig):
-        assert "--" + f.name.replace("_", "-") in help_text, f.name
-    assert "--resume" in help_text and "best.pt" in help_text
-    assert "convtasnet:" in help_text and "X=6" in help_text and "unet:" in help_text and "max_channels=128" in help_text
+        main(argv + ["--help"])
+    return capsys.readouterr().out
+
+
+def test_train_help_lists_every_model_with_its_description(capsys):
+    from tpsep.recipes import MODELS
+
+    help_text = help_of(["train"], capsys)
+    for name, entry in MODELS.items():
+        assert name in help_text
+    assert "Jansson et al. 2017" in help_text and "Conv-TasNet, Luo & Mesgarani 2019" in help_text
+    assert "tpsep train MODEL --help" in help_text
+
+
+def test_each_model_help_lists_its_own_options_and_defaults(capsys):
+    unet = help_of(["train", "unet"], capsys)
+    convtasnet = help_of(["train", "convtasnet"], capsys)
+    assert unet != convtasnet
+    for help_text in (unet, convtasnet):
+        for f in fields(TrainConfig):
+            assert "--" + f.name.replace("_", "-") in help_text, f.name
+        assert "--resume" in help_text and "best.pt" in help_text
+    assert "singing-voice U-Net of Jansson et al. 2017" in unet.split("\n\n")[1]
+    assert "unet options (--option KEY=VALUE; tpsep.models.unet.UNetConfig)" in unet
+    assert re.search(r"^  max_channels=128 +\.\.\. up to this cap", unet, re.MULTILINE)
+    assert re.search(r"^  X=6 +blocks per repeat", convtasnet, re.MULTILINE)
+    assert "Conv-TasNet, Luo & Mesgarani 2019" in convtasnet.split("\n\n")[1]
+    # each help holds its own model's keys only
+    assert "max_channels=" not in convtasnet and "X=6" not in unet
+    assert "tpsep train convtasnet --option X=7" in convtasnet
+
+
+def test_a_model_help_shortens_a_long_default(capsys):
+    from tpsep.models.bandsplit import BandSplitConfig
+
+    edges = BandSplitConfig().band_edges_hz
+    bandsplit = help_of(["train", "bandsplit"], capsys)
+    assert f"band_edges_hz=({edges[0]}, {edges[1]}, ..., {edges[-1]}) [{len(edges)} values]" in bandsplit
 
 
 def test_same_seed_same_run_from_the_cli(tmp_path, tiny_cli):

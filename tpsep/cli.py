@@ -1,4 +1,5 @@
-"""The ``tpsep`` command line: ``tpsep COMMAND --help`` explains each command.
+"""The ``tpsep`` command line: ``tpsep COMMAND --help`` explains each command, and
+``tpsep train MODEL --help`` lists that model's ``--option`` keys with their defaults.
 
 The commands are imported here by name, so what the command line depends on is
 what this file imports. Every command ends with one line of key figures, and
@@ -106,38 +107,108 @@ def add_dataclass_flags(parser, dataclass_type, title: str) -> None:
                                metavar=f.name.upper())
 
 
+# what each model's help shows as examples (any model also gets the generic ones)
+MODEL_EXAMPLES = {
+    "unet": ["tpsep train unet --minutes 5 --out runs/unet",
+             "tpsep train unet --dataset /data/musdb18hq --epochs 50 --batch-size 16 --schedule plateau "
+             "--out runs/unet-musdb",
+             "tpsep train unet --option channels=32 --option max_channels=256 --minutes 30 --out runs/unet-wide"],
+    "convtasnet": ["tpsep train convtasnet --max-steps 2000 --seconds 1 --lr 3e-3 --ema 0.999 --out runs/tasnet",
+                   "tpsep train convtasnet --option X=7 --option R=3 --minutes 30 --out runs/tasnet-wide",
+                   "tpsep train convtasnet --task enhance --option C=1 --minutes 10 --out runs/tasnet-enhance"],
+}
+
+
 def add_train_command(subparsers) -> argparse.ArgumentParser:
-    from tpsep.recipes import MODELS, DataSettings
+    """``tpsep train MODEL``: one sub-command per model, so that ``tpsep train MODEL --help``
+    shows that model's own ``--option`` keys and defaults."""
+    from tpsep.recipes import MODELS
+
+    parser = subparsers.add_parser(
+        "train", help="train a model (U-Net, Conv-TasNet, ...) and write checkpoints",
+        description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="tpsep train MODEL --help lists the training flags and the model's --option keys with their "
+               "defaults.")
+    models = parser.add_subparsers(dest="model", metavar="MODEL", required=True,
+                                   title="models (tpsep.recipes.MODELS)")
+    for name, entry in sorted(MODELS.items()):
+        add_model_train_parser(models, name, entry)
+    return parser
+
+
+def add_model_train_parser(models, name: str, entry) -> argparse.ArgumentParser:
+    """``tpsep train NAME``: the training and data flags, and the keys of the model's config."""
+    from tpsep.recipes import DataSettings
     from tpsep.train import TrainConfig
 
-    parser = subparsers.add_parser("train", help="train a model (U-Net, Conv-TasNet, ...) and write checkpoints",
-                                   description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog=_model_options_help(MODELS))
-    parser.add_argument("model", choices=sorted(MODELS), help="which model to train")
+    summary = entry.description or f"the model {name!r}"
+    parser = models.add_parser(
+        name, help=summary, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"tpsep train {name}: {summary}.\n\n{TRAIN_HELP}", epilog=model_options_help(name, entry))
     add_dataclass_flags(parser, TrainConfig, "training (tpsep.train.TrainConfig)")
     add_dataclass_flags(parser, DataSettings, "data (tpsep.recipes.DataSettings)")
     parser.add_argument("--out", dest="out_dir", default=None, metavar="DIR", help="same as --out-dir")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue exactly from a last.pt")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a field of the model's config (repeatable), e.g. --option channels=32; "
-                             "the keys and defaults of each model are listed below")
+                        help=f"a field of the {name} config (repeatable), e.g. --option "
+                             f"{_first_option(entry)}; the keys and defaults are listed below")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the key figures to this JSON file")
     parser.set_defaults(func=run_train_command)
     return parser
 
 
-def _model_options_help(models) -> str:
-    lines = ["model options (--option KEY=VALUE), with their defaults:"]
-    for name, entry in sorted(models.items()):
-        defaults = asdict(entry.config())
-        lines.append(f"  {name}: {entry.description}")
-        lines.append("    " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
-    lines += ["", "examples:",
-              "  tpsep train unet --minutes 5 --out runs/unet",
-              "  tpsep train unet --dataset /data/musdb18hq --epochs 50 --batch-size 16 --schedule plateau --out runs/unet-musdb",
-              "  tpsep train convtasnet --max-steps 2000 --seconds 1 --lr 3e-3 --ema 0.999 --out runs/tasnet",
-              "  tpsep train convtasnet --option X=7 --option R=3 --minutes 30 --out runs/tasnet-wide",
-              "  tpsep train unet --resume runs/unet/last.pt --minutes 5 --out runs/unet"]
+def _first_option(entry) -> str:
+    first = fields(entry.config)[0]
+    return f"{first.name}={first.default}"
+
+
+def config_comments(config_type) -> dict[str, str]:
+    """The end-of-line comment of each field in a config dataclass's source: its explanation.
+
+    ``N: int = 64  # encoder filters`` -> ``{"N": "encoder filters"}``. The comments are the
+    documentation the model files already keep next to each default; none is fine.
+    """
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(config_type)
+    except (OSError, TypeError):     # a class made at run time (tests) has no source to read
+        return {}
+    comments = {}
+    for line in source.splitlines():
+        match = re.match(r"\s+(\w+)\s*:[^=#]*=[^#]*#\s*(.*)$", line)
+        if match:
+            comments[match.group(1)] = re.sub(r"\s*#\s*noqa.*$", "", match.group(2)).strip()
+    return comments
+
+
+def _shown_default(value) -> str:
+    """A default as the help shows it: long tuples (band edges) by their ends and their count."""
+    if isinstance(value, tuple) and len(value) > 4:
+        return f"({value[0]}, {value[1]}, ..., {value[-1]}) [{len(value)} values]"
+    return str(value)
+
+
+def model_options_help(name: str, entry) -> str:
+    """The epilog of ``tpsep train NAME --help``: each ``--option`` key, its default, what it is."""
+    config_type = entry.config
+    comments = config_comments(config_type)
+    defaults = {f.name: _shown_default(value) for f, value in zip(fields(config_type),
+                                                                  asdict(config_type()).values())}
+    # the comments line up after the usual settings; a long one (a tuple) puts its comment below
+    width = min(24, max(len(f"{key}={value}") for key, value in defaults.items()))
+    lines = [f"{name} options (--option KEY=VALUE; {config_type.__module__}.{config_type.__name__}), "
+             "with their defaults:"]
+    for key, value in defaults.items():
+        setting, comment = f"{key}={value}", comments.get(key, "")
+        if len(setting) > width and comment:
+            lines += [f"  {setting}", f"  {' ' * width}  {comment}"]
+        else:
+            lines.append(f"  {setting.ljust(width)}  {comment}".rstrip())
+    examples = MODEL_EXAMPLES.get(name, [f"tpsep train {name} --minutes 5 --out runs/{name}"])
+    examples = examples + [f"tpsep train {name} --resume runs/{name}/last.pt --minutes 5 --out runs/{name}"]
+    lines += ["", "examples:"] + [f"  {example}" for example in examples]
     return "\n".join(lines)
 
 

@@ -16,8 +16,10 @@ Inside it, nbgrader-style markers delimit each solution::
 - ``solutions/NN_topic.ipynb``: everything, executed, outputs stored so that
   ``pytest --nbval`` re-checks them.
 
-:func:`grade` runs a folder of student notebooks and collects the results of
-their exercise checks (see :mod:`tpsep.exercises`).
+:func:`grade` runs a folder of student notebooks (one subfolder per student, or
+one notebook per student) and totals, per student and notebook, the points of
+their exercise checks (see :mod:`tpsep.exercises`) and their written questions,
+which the instructor grades by hand.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jupytext
 import nbformat
@@ -268,51 +271,227 @@ def strip_colours(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
-def grade(folder: Path | str, out_csv: Path | str | None = None, timeout: int = 900):
-    """Run every student notebook in ``folder`` and collect its exercise checks.
+# ---- grading: tpsep grade FOLDER ----
 
-    Each notebook runs in a fresh kernel; a cell that raises is recorded, and
-    grading goes on with the next notebook.
+# "**Question 2.** (3 points) Why ...": the number, then the points if not the default
+QUESTION = re.compile(r"^\*\*Question (\d+)\.\*\*[ \t]*(?:\((\d+) points?\))?", re.MULTILINE)
+DEFAULT_QUESTION_POINTS = 2
+_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
+_SOLUTION_MARKER = re.compile(rf"^[ \t]*(?:{re.escape(BEGIN)}|{re.escape(END)})[ \t]*$", re.MULTILINE)
+_BUILD_CELL_ID = re.compile(r"^\d\d-\d{3}$")      # the ids _clean gives; a cell a student adds has another
+_NUMBERED_NAME = re.compile(r"^(\d\d)_")           # 03_unet.ipynb -> 03
+NOT_RUN = "not run"
+TOTAL_COLUMNS = ["student", "notebook", "file", "checks_passed", "checks", "exercise_points", "exercise_max",
+                 "questions_answered", "questions", "written_max", "written_points", "status"]
+CHECK_COLUMNS = ["student", "notebook", "file", "exercise", "status", "points", "max_points", "message"]
+
+
+class Grades(NamedTuple):
+    totals: "pd.DataFrame"   # one row per (student, notebook): what an instructor opens
+    checks: "pd.DataFrame"   # one row per (student, notebook, exercise): the detail behind the totals
+
+
+def written_questions(notebook: nbformat.NotebookNode) -> list[dict]:
+    """The written questions of a notebook, each with its points and whether it has an answer.
+
+    A question is a markdown paragraph ``**Question N.** text`` (``**Question N.** (3 points) text``
+    for other than 2 points). Its answer is what follows the question's paragraph in the same
+    cell, up to the next heading or question, without the stub ``*Your answer here.*``; a
+    markdown cell the student added right after the question's cell counts too. So a question
+    is answered when the stub was replaced by text, or text was written under the stub.
+    """
+    questions = []
+    cells = notebook.cells
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "markdown":
+            continue
+        # a solution notebook keeps its markers: "### BEGIN SOLUTION" is no heading that ends the answer
+        text = _SOLUTION_MARKER.sub("", cell.source)
+        found = list(QUESTION.finditer(text))
+        for position, match in enumerate(found):
+            paragraph_end = text.find("\n\n", match.end())
+            answer_start = len(text) if paragraph_end < 0 else paragraph_end
+            next_question = found[position + 1].start() if position + 1 < len(found) else len(text)
+            heading = _HEADING.search(text, answer_start, next_question)
+            answer_end = heading.start() if heading else next_question
+            answer = text[answer_start:answer_end].replace(ANSWER_STUB, "").strip()
+            questions.append({"number": int(match.group(1)), "cell": index + 1,
+                              "points": int(match.group(2) or DEFAULT_QUESTION_POINTS), "answered": bool(answer)})
+        if found:
+            # an answer typed in a new cell below the question's cell goes to its last question
+            for added in cells[index + 1:]:
+                if _BUILD_CELL_ID.match(str(added.get("id", ""))) or not added.get("id"):
+                    break
+                if added.cell_type == "markdown" and added.source.strip():
+                    questions[-1]["answered"] = True
+    return questions
+
+
+def notebook_number(path: Path, notebook: nbformat.NotebookNode, checks: list[dict]) -> str | None:
+    """Which course notebook a submission is (``"03"``): from the names of the checks it ran
+    (``"03.unet_forward"``), else its file name (``03_unet.ipynb``), else its metadata
+    ``{"tpsep": {"notebook": "03"}}``; None when nothing says."""
+    for check in checks:
+        prefix = check["exercise"].split(".", 1)[0]
+        if re.fullmatch(r"\d\d", prefix):
+            return prefix
+    named = _NUMBERED_NAME.match(path.name)
+    if named:
+        return named.group(1)
+    declared = notebook.metadata.get("tpsep", {}).get("notebook")
+    if isinstance(declared, int):
+        return f"{declared:02d}"
+    if isinstance(declared, str) and re.match(r"\d\d", declared):
+        return declared[:2]
+    return None
+
+
+def notebook_exercises(number: str) -> dict:
+    """Every exercise registered for notebook ``number``: name -> :class:`tpsep.exercises.Exercise`.
+
+    Imports ``tpsep.exercises.nbNN`` when it exists, so that a notebook which stopped
+    before its checks still has all of them (and their points) to be graded against.
+    """
+    import importlib
+
+    from tpsep.exercises import REGISTRY
+
+    module = f"tpsep.exercises.nb{number}"
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:     # the module exists but one of its imports is missing: a real bug
+            raise
+    return {name: exercise for name, exercise in REGISTRY.items() if name.split(".", 1)[0] == number}
+
+
+def student_submissions(folder: Path | str) -> list[tuple[str, Path]]:
+    """``(student, notebook path)`` pairs: one per notebook of each student subfolder when
+    ``folder`` has subfolders holding notebooks, else one per ``.ipynb`` named by its stem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise NotADirectoryError(f"expected a folder of submissions (a subfolder or a notebook per student); "
+                                 f"{folder} {what}")
+    loose = sorted(folder.glob("*.ipynb"))
+    # hidden folders (.ipynb_checkpoints) and folders without notebooks (runs/ that notebooks write)
+    # are no students
+    students = sorted(d for d in folder.iterdir()
+                      if d.is_dir() and not d.name.startswith(".") and any(d.glob("*.ipynb")))
+    if loose and students:
+        raise ValueError(f"{folder} holds both notebooks ({loose[0].name}, ...) and student folders "
+                         f"({students[0].name}/, ...); expected one of the two: move the loose notebooks "
+                         "into a folder per student, or grade the folders one by one")
+    if students:
+        return [(student.name, path) for student in students for path in sorted(student.glob("*.ipynb"))]
+    if not loose:
+        raise FileNotFoundError(f"no .ipynb files in {folder}, and no subfolder (one per student) holding any")
+    return [(path.stem, path) for path in loose]
+
+
+def _run_submission(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, list[dict], str]:
+    """Run one notebook in a fresh kernel: the executed notebook, its check records, and ""
+    or why it stopped early ("crashed at cell K: ...", K counting every cell from 1)."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    from tpsep.exercises import RESULTS_ENV, read_results
+
+    notebook = nbformat.read(str(path), as_version=4)
+    with tempfile.TemporaryDirectory() as tmp:
+        results_path = Path(tmp) / "results.jsonl"
+        previous = os.environ.get(RESULTS_ENV)
+        os.environ[RESULTS_ENV] = str(results_path)
+        stopped = ""
+        try:
+            execute(notebook, path.parent, timeout)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+            # the kernel numbers a cell when it starts running it: the last one numbered is where it stopped
+            started = [i for i, c in enumerate(notebook.cells, 1) if c.cell_type == "code" and c.get("execution_count")]
+            where = f"cell {started[-1]}" if started else "its start"
+            if isinstance(error, CellTimeoutError):
+                stopped = f"timed out at {where} (over {timeout} s)"
+            elif isinstance(error, DeadKernelError):
+                stopped = f"kernel died at {where}"
+            else:
+                last_line = strip_colours(str(error)).strip().splitlines()[-1]
+                stopped = f"crashed at {where}: {last_line[:200]}"
+        finally:
+            if previous is None:
+                os.environ.pop(RESULTS_ENV, None)
+            else:
+                os.environ[RESULTS_ENV] = previous
+        return notebook, read_results(results_path), stopped
+
+
+def _check_rows(number: str | None, records: list[dict]) -> list[dict]:
+    """One row per exercise of the notebook, run or not, with the points it earned."""
+    from tpsep.exercises import Exercise
+
+    last_record = {record["exercise"]: record for record in records}   # a check run twice: its last word
+    registered = notebook_exercises(number) if number else {}
+    rows = []
+    for name, exercise in registered.items():
+        record = last_record.get(name, {"status": NOT_RUN, "message": ""})
+        rows.append({"exercise": name, "status": record["status"], "max_points": exercise.points,
+                     "message": strip_colours(record["message"])})
+    default_points = Exercise.__dataclass_fields__["points"].default
+    for name, record in last_record.items():
+        if name not in registered:   # registered inside the notebook only: its points are unknown here
+            rows.append({"exercise": name, "status": record["status"], "max_points": default_points,
+                         "message": strip_colours(record["message"]) + f" (not registered in tpsep.exercises: "
+                                                                       f"counted at {default_points} points)"})
+    for row in rows:
+        row["points"] = row["max_points"] if row["status"] == "passed" else 0
+    return rows
+
+
+def grade(folder: Path | str, out_csv: Path | str | None = None, timeout: int = 900,
+          checks_csv: Path | str | None = None) -> Grades:
+    """Run every student notebook in ``folder`` and total its exercise points and written questions.
+
+    Students: each subfolder of ``folder`` that holds notebooks is one student; without such
+    subfolders, each ``.ipynb`` is one student's submission, named by its file stem. Each
+    notebook runs in a fresh kernel, in its own folder; a cell that raises stops that notebook
+    only, and grading goes on.
+
+    A passed check earns its exercise's ``points`` (:func:`tpsep.exercises.register`), any
+    other status 0. The maximum counts every exercise registered for the notebook, so an
+    exercise whose check never ran (the notebook crashed before it) is ``"not run"`` and
+    earns 0. Written questions are counted, with their points, for grading by hand.
 
     Returns:
-        a pandas DataFrame, one row per (notebook, exercise) with its status
-        (passed / wrong / error / todo) and message; written to ``out_csv`` if given.
+        :class:`Grades`: ``totals``, one row per (student, notebook), with ``written_points``
+        left empty for the instructor (written to ``out_csv`` if given); and ``checks``, one
+        row per (student, notebook, exercise) with its status (passed / wrong / error / todo /
+        not run) and points (written to ``checks_csv`` if given).
     """
     import pandas as pd
-    from nbclient.exceptions import CellExecutionError
 
-    rows = []
-    paths = sorted(Path(folder).glob("*.ipynb"))
-    if not paths:
-        raise FileNotFoundError(f"no .ipynb files in {folder}")
-    for path in paths:
-        notebook = nbformat.read(str(path), as_version=4)
-        with tempfile.TemporaryDirectory() as tmp:
-            results_path = Path(tmp) / "results.jsonl"
-            previous = os.environ.get("TPSEP_RESULTS")
-            os.environ["TPSEP_RESULTS"] = str(results_path)
-            crashed = ""
-            try:
-                execute(notebook, path.parent, timeout)
-            except CellExecutionError as error:
-                crashed = strip_colours(str(error)).strip().splitlines()[-1][:200]
-            finally:
-                if previous is None:
-                    os.environ.pop("TPSEP_RESULTS")
-                else:
-                    os.environ["TPSEP_RESULTS"] = previous
-            from tpsep.exercises import read_results
-            results = read_results(results_path)
-        for result in results:
-            rows.append({"notebook": path.name, "exercise": result["exercise"],
-                         "status": result["status"], "message": strip_colours(result["message"])})
-        if crashed:
-            rows.append({"notebook": path.name, "exercise": "(notebook)", "status": "crashed",
-                         "message": crashed})
-    table = pd.DataFrame(rows, columns=["notebook", "exercise", "status", "message"])
+    totals, checks = [], []
+    for student, path in student_submissions(folder):
+        notebook, records, stopped = _run_submission(path, timeout)
+        number = notebook_number(path, notebook, records)
+        rows = [{"student": student, "notebook": number or "?", "file": path.name, **row}
+                for row in _check_rows(number, records)]
+        checks += rows
+        questions = written_questions(notebook)
+        status = stopped or "ok"
+        if number is None:
+            status += ("; which notebook is this? No check ran and its name does not start with NN_: "
+                       "rename it NN_topic.ipynb")
+        totals.append({
+            "student": student, "notebook": number or "?", "file": path.name,
+            "checks_passed": sum(row["status"] == "passed" for row in rows), "checks": len(rows),
+            "exercise_points": sum(row["points"] for row in rows),
+            "exercise_max": sum(row["max_points"] for row in rows),
+            "questions_answered": sum(q["answered"] for q in questions), "questions": len(questions),
+            "written_max": sum(q["points"] for q in questions), "written_points": "", "status": status})
+    grades = Grades(pd.DataFrame(totals, columns=TOTAL_COLUMNS), pd.DataFrame(checks, columns=CHECK_COLUMNS))
     if out_csv:
-        table.to_csv(out_csv, index=False)
-    return table
+        grades.totals.to_csv(out_csv, index=False)
+    if checks_csv:
+        grades.checks.to_csv(checks_csv, index=False)
+    return grades
 
 
 def add_build_command(subparsers) -> None:
@@ -343,25 +522,60 @@ def _build_main(args) -> int:
     return 0
 
 
+GRADE_HELP = """\
+Run every student notebook in FOLDER in a fresh kernel and total, per student
+and notebook, the points of its exercise checks and its written questions.
+
+FOLDER holds either one subfolder per student (the notebooks inside are theirs)
+or one notebook per student (the file name, without .ipynb, names the student).
+A passed check earns its exercise's points; wrong, error, todo, or "not run"
+(the notebook stopped before it) earn 0. The maximum counts every exercise of
+the notebook, run or not. Written questions (**Question N.**) are counted,
+answered or not, with their points, and left to grade by hand: the CSV has an
+empty written_points column for them. "crashed at cell K" counts cells from the
+top, from 1.
+
+examples:
+  tpsep grade submissions/ --csv grades.csv
+  tpsep grade submissions/ --csv grades.csv --checks checks.csv --timeout 1800
+"""
+
+
 def add_grade_command(subparsers) -> None:
+    import argparse
+
     parser = subparsers.add_parser(
-        "grade", help="run a folder of student notebooks and tabulate their exercise checks",
-        description="Execute every .ipynb in FOLDER in a fresh kernel and collect what each "
-                    "exercise check said (passed, wrong, error, todo). Prints a table per "
-                    "notebook and writes one row per check to --csv.")
-    parser.add_argument("folder", help="folder of student notebooks")
-    parser.add_argument("--csv", metavar="PATH", help="write one row per (notebook, exercise) to PATH")
-    parser.add_argument("--json", metavar="PATH", help="write the summary figures to PATH")
+        "grade", help="run students' notebooks and total their exercise points and written questions",
+        description=GRADE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="a folder with one subfolder per student, or one notebook per student")
+    parser.add_argument("--csv", metavar="PATH",
+                        help="write one row per student and notebook (the totals, an empty written_points "
+                             "column to fill in, and the status) to PATH")
+    parser.add_argument("--checks", metavar="PATH",
+                        help="write one row per student, notebook and exercise check (status, points) to PATH")
+    parser.add_argument("--timeout", type=int, default=900, metavar="SECONDS",
+                        help="the longest one cell may run before the notebook counts as stopped (default: 900)")
+    parser.add_argument("--json", metavar="PATH", help="write the figures of the last line to PATH")
     parser.set_defaults(func=_grade_main)
 
 
+def _aligned(rows: list[list[str]]) -> str:
+    """Rows of text as left-aligned columns (a crash message reads better left-aligned)."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
 def _grade_main(args) -> int:
-    table = grade(args.folder, args.csv)
-    summary = (table.assign(passed=table.status.eq("passed"))
-               .groupby("notebook").agg(passed=("passed", "sum"), checks=("status", "size")))
-    print(summary.to_string())
-    figures = {"notebooks": int(summary.shape[0]), "checks": int(len(table)),
-               "passed": int(table.status.eq("passed").sum())}
+    totals = grade(args.folder, args.csv, timeout=args.timeout, checks_csv=args.checks).totals
+    header = ["student", "notebook", "checks passed", "exercise points", "questions answered",
+              "written points (by hand)", "status"]
+    print(_aligned([header] + [
+        [row.student, row.notebook, f"{row.checks_passed}/{row.checks}",
+         f"{row.exercise_points}/{row.exercise_max}", f"{row.questions_answered}/{row.questions}",
+         f"?/{row.written_max}", row.status] for row in totals.itertuples()]))
+    figures = {"students": int(totals.student.nunique()), "notebooks": int(len(totals)),
+               "checks": int(totals.checks.sum()), "passed": int(totals.checks_passed.sum()),
+               "stopped": int((~totals.status.str.startswith("ok")).sum())}
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     print("grade: " + " ".join(f"{k}={v}" for k, v in figures.items()))
