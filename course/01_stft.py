@@ -15,8 +15,13 @@
 # meet the convention that the U-Net of notebook 03 depends on: 512 frequency
 # bins, not 513.
 #
-# **You will write:** `frame_signal`, `stft` and `istft` (three exercises, each
-# followed by a check cell).
+# **You will write** five functions, each followed by a check cell that tests
+# it on fresh random inputs: `alias_frequency` (section 1), `frame_signal`
+# (section 2), `stft` (section 4), `istft` (section 5) and `amplitude_to_db`
+# (section 6). **You will answer** five written questions: aliasing and
+# resampling (section 1), leakage and the window (section 2), when the inverse
+# STFT is exact (section 5), choosing `n_fft` (section 7), and why the U-Net can
+# drop the 513th bin (section 8).
 
 # %%
 import librosa
@@ -49,8 +54,63 @@ for frequency in (440, 7_000, 9_000):
 
 # %% [markdown]
 # 9 kHz is above the 8 kHz Nyquist frequency, so it folds back to
-# 16 − 9 = 7 kHz: the two sines give the same samples (up to sign). This is why
-# audio is low-pass filtered before it is resampled.
+# 16 − 9 = 7 kHz: the two sines give the same samples (up to sign). A sine at
+# `f + rate` gives exactly the samples of one at `f`, so every frequency folds
+# into the range from 0 to the Nyquist frequency.
+#
+# **Exercise.** Write `alias_frequency(frequency, rate)`, the frequency a
+# sampled sine is heard at. It should work on a number and on a numpy array of
+# frequencies (use `np.mod` and `np.minimum`, not `if`).
+
+# %%
+def alias_frequency(frequency, rate):
+    """The frequency at which a sine of ``frequency`` Hz, sampled at ``rate`` Hz, is heard.
+
+    Args:
+        frequency: frequency in Hz (>= 0), a number or a numpy array.
+        rate: sampling rate in Hz.
+
+    Returns:
+        the alias in ``[0, rate / 2]``, same shape as ``frequency``.
+    """
+    ### BEGIN SOLUTION
+    folded = np.mod(frequency, rate)  # f and f + k * rate give the same samples
+    return np.minimum(folded, rate - folded)  # f and rate - f too, up to the sign
+    ### END SOLUTION
+
+
+# %%
+alias_frequency = check("01.alias_frequency", alias_frequency)
+
+# %% [markdown]
+# Your prediction against what the FFT of the samples shows, for sines up to
+# well above the sampling rate:
+
+# %%
+for frequency in (440, 7_000, 9_000, 17_000, 25_000):
+    x = np.sin(2 * np.pi * frequency * t)
+    measured = np.argmax(np.abs(np.fft.rfft(x))) * rate / len(x)
+    predicted = float(alias_frequency(frequency, rate))
+    print(f"{frequency:6d} Hz: predicted {predicted:6.0f} Hz, measured {measured:6.0f} Hz")
+
+# %% [markdown]
+# **Question 1.** Using the samples `x[n] = sin(2π f n / rate)`, show that a
+# 9 kHz sine and a 7 kHz sine sampled at 16 kHz give the same samples up to
+# sign. Notebook 03 resamples the music to 8192 Hz. What would a 5 kHz cymbal
+# partial become if the audio were not low-pass filtered before resampling, and
+# why is that worse than losing it?
+#
+# ### BEGIN SOLUTION
+# `sin(2π·9000·n/16000) = sin(2πn − 2π·7000·n/16000) = −sin(2π·7000·n/16000)`:
+# `2πn` is a whole number of turns, so it changes nothing, and the sine is odd.
+# At 8192 Hz the Nyquist frequency is 4096 Hz, and a 5000 Hz partial would fold
+# to 8192 − 5000 = 3192 Hz (`alias_frequency(5000, 8192)`). It would be heard
+# as a new tone in the middle of the band the model separates, unrelated to the
+# harmonics of the music, and nothing after the sampling can tell it from a
+# real 3192 Hz sound. Losing the partial only makes the sound duller; aliasing
+# adds wrong content. So resamplers low-pass filter below the new Nyquist
+# frequency first.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## 2. Framing and windows
@@ -97,6 +157,26 @@ ax.set(xlim=(0, 3_000), ylim=(-100, 5), xlabel="frequency (Hz)", ylabel="dB",
        title="one frame of a 1000.3 Hz sine: leakage depends on the window")
 ax.legend()
 plt.show()
+
+# %% [markdown]
+# **Question 2.** Set the tone above to exactly 1000 Hz and run the cell
+# again: the rectangular window now shows one clean line, the Hann window a
+# line three bins wide. Why? Why is that no argument for the rectangular window
+# on music?
+#
+# ### BEGIN SOLUTION
+# The bins of a 512-point FFT at 16 kHz are 16000 / 512 = 31.25 Hz apart, and
+# 1000 Hz is bin 32 exactly: the frame holds a whole number of periods (32).
+# The DFT treats the frame as one period of a periodic signal; with whole
+# periods that repetition is a pure sine without a jump, so all the energy
+# lands in one bin. Hann multiplies the sine by a raised cosine, which moves
+# energy to the two neighbouring bins (a wider main lobe), but it tapers the
+# frame's ends to zero. Music almost never holds a whole number of periods:
+# its frequencies are anything and change over time, so a rectangular frame
+# cuts the wave mid-cycle, the jump at the edges spreads energy over the whole
+# spectrum (far sidelobes), and a quiet source next to a loud one disappears
+# under that leakage. A slightly wider peak is the smaller price.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## 3. The DFT
@@ -168,11 +248,13 @@ print(f"max |ours - librosa| = {np.abs(ours - with_librosa).max():.1e}")
 # ## 5. Inverting the STFT: perfect reconstruction
 #
 # To go back, take the inverse FFT of each frame, multiply by the window again,
-# and **overlap-add** the frames. Where frames overlap, the window has been
-# applied twice, so divide by the overlap-added *squared* window. This works
-# whenever that sum never vanishes; when the sum is even a constant (the
-# **COLA**, constant overlap-add, condition), nothing needs correcting in the
-# middle of the signal. Hann with hop `n_fft/2` or `n_fft/4` satisfies it:
+# and **overlap-add** the frames. Each sample has now been multiplied by the
+# window twice in every frame that covers it, so divide by the overlap-added
+# *squared* window. This works whenever that sum never vanishes. When the sum
+# is even a constant (the **COLA**, constant overlap-add, condition), the
+# division is one global scale and every sample is treated alike. The Hann
+# window itself sums to a constant at hop `n_fft/2`, but its square, the sum
+# that matters here, needs hop `n_fft/4`; the ripple printed below shows it:
 
 # %%
 n_fft = 1024
@@ -227,14 +309,68 @@ y = istft(stft(x, 1024, 256), 1024, 256, len(x))
 print(f"reconstruction error: max |x - istft(stft(x))| = {np.abs(x - y).max():.1e}")
 
 # %% [markdown]
+# **Question 3.** (3 points) Your `istft` rebuilt the signal at hop 256. At hop
+# 512 the overlap-added squared window is not constant, and at hop 768 (the
+# U-Net's hop, notebook 03) it dips close to zero between frames (plot above).
+# Is the reconstruction still exact at those hops? What changes when the
+# spectrogram has been *modified* (multiplied by a mask) before the inverse,
+# and why would you then prefer a hop where the sum is constant?
+#
+# ### BEGIN SOLUTION
+# Yes: for an unmodified STFT every frame is `window · x`, and dividing the
+# overlap-added `window² · x` by the overlap-added `window²` gives `x` back
+# wherever the sum is not zero, constant or not (try it: `istft(stft(x, 1024,
+# 512), 1024, 512, len(x))`). Hann at these hops never gives a zero sum; a hop
+# longer than the frame would leave samples that no frame saw.
+#
+# A masked spectrogram is in general not the STFT of any signal: the frames
+# disagree where they overlap, and each inverse-FFT frame carries an error
+# spread over its whole length, not tapered like `window · x`. The output is
+# `x` plus the errors weighted by `window / Σ window²`. Where the sum is small
+# (hop 768, between frames) that weight is large, so the mask's errors are
+# amplified in those samples, periodically; with a constant sum (hop 256)
+# every sample gets the same small weight and the errors of overlapping frames
+# average out. That is one reason to prefer a large overlap when a spectrogram
+# will be masked; the U-Net's hop of 768 follows Jansson et al. (2017) and
+# trades this for three times fewer frames than the constant-sum hop of 256.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## 6. Magnitude, phase and decibels
 #
 # Each STFT value is a complex number: its **magnitude** says how much of that
 # frequency is present, its **phase** where the wave is in its cycle. Magnitudes
 # span several orders of magnitude, so we look at them in **decibels**,
-# `20·log10(|X| / max|X|)`. Most separation models in this course estimate
-# magnitudes and borrow the phase of the mixture.
+# `20·log10(|X| / max|X|)`: the factor is 20, not 10, because a magnitude is
+# an amplitude and power goes as its square. The loudest bin is 0 dB; a silent
+# bin would be −∞, so the scale is floored `top_db` below the maximum
+# (`top_db = 80` is the usual choice). Most separation models in this course
+# estimate magnitudes and borrow the phase of the mixture.
 #
+# **Exercise.** Write `amplitude_to_db(mag, top_db=80.0)`.
+
+# %%
+def amplitude_to_db(mag, top_db=80.0):
+    """Magnitudes in decibels relative to the loudest bin, floored ``top_db`` below it.
+
+    Args:
+        mag: magnitudes ``|X|`` (>= 0), numpy array of any shape; may contain zeros.
+        top_db: the floor, in dB below the maximum.
+
+    Returns:
+        ``20 log10(mag / mag.max())`` with ``mag`` clipped below at ``1e-10`` (so a zero
+        gives a number), then every value below ``-top_db`` raised to ``-top_db``.
+    """
+    ### BEGIN SOLUTION
+    db = 20 * np.log10(np.maximum(mag, 1e-10) / mag.max())
+    return np.maximum(db, -top_db)
+    ### END SOLUTION
+
+
+# %%
+amplitude_to_db = check("01.amplitude_to_db", amplitude_to_db)
+
+# %% [markdown]
 # Let's take a real track from the default data.
 
 # %%
@@ -242,13 +378,14 @@ DATASET = "music"
 track = data.load_dataset(DATASET, split="test")[0]
 clip = track.mixture[0, : 8 * track.rate]
 X = spectral.stft(clip, n_fft=1024, hop=256)
+magnitudes = spectral.magnitude(X).numpy()
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
 extent = (0, len(clip) / track.rate, 0, track.rate / 2 / 1000)
-panels = [(spectral.magnitude(X), "magnitude (linear)"),
-          (spectral.to_db(spectral.magnitude(X)), "magnitude (dB)"),
-          (spectral.phase(X), "phase (radians)")]
+panels = [(magnitudes, "magnitude (linear)"),
+          (amplitude_to_db(magnitudes), "magnitude (dB)"),
+          (spectral.phase(X).numpy(), "phase (radians)")]
 for ax, (image, title) in zip(axes, panels):
-    ax.imshow(image.numpy(), origin="lower", aspect="auto", extent=extent, cmap="magma")
+    ax.imshow(np.asarray(image), origin="lower", aspect="auto", extent=extent, cmap="magma")
     ax.set(title=title, xlabel="time (s)", ylabel="kHz")
 fig.tight_layout()
 plt.show()
@@ -287,6 +424,28 @@ from tpsep.widgets import SpectrogramExplorer
 SpectrogramExplorer(clip, track.rate, title=track.name)
 
 # %% [markdown]
+# **Question 4.** This notebook's music STFT uses `n_fft = 1024` at 16 kHz; the
+# U-Net of notebook 03 uses `n_fft = 1024` at 8192 Hz. Give the bin spacing and
+# the frame duration of each (with the formula). Which suits a bass line
+# better, and which keeps drum hits sharper? Why not simply take a very long
+# frame for everything?
+#
+# ### BEGIN SOLUTION
+# Bin spacing `rate / n_fft`, frame duration `n_fft / rate`: at 16 kHz,
+# 15.6 Hz and 64 ms; at 8192 Hz, 8 Hz and 125 ms. The same number of samples
+# covers twice the time at the lower rate, so it resolves frequency twice as
+# finely and time half as finely. A bass line's harmonics are a few tens of
+# Hz apart (a low E is near 41 Hz), so it needs the finer spacing of the
+# 8192 Hz front end; a drum hit lasts a few milliseconds and is smeared over
+# the whole frame, so the 64 ms frame keeps it sharper. A very long frame
+# mixes everything that happens during it (several notes, an onset and the
+# silence before it): a mask can no longer follow a source that changes, and
+# the errors of a mask spread over the whole frame, for instance as a
+# "pre-echo" before an attack. One frame length is a compromise, which is what
+# the explorer shows.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## 8. 513 bins, and the 512-bin convention
 #
 # With `n_fft = 1024` the STFT has `1024 / 2 + 1 = 513` bins: DC, 511 bins in
@@ -320,8 +479,9 @@ for name, estimate in (("Nyquist bin set to zero", zeroed), ("Nyquist bin restor
     print(f"{name:38s}: reconstruction SNR {snr:6.1f} dB")
 
 # %% [markdown]
-# Dropping the bin costs almost nothing audible, and restoring the mixture's
-# own Nyquist bin makes the round trip exact. `tpsep.spectral.crop_bins`
+# Compare the two reconstruction SNRs printed above: dropping the bin costs
+# almost nothing audible, and restoring the mixture's own Nyquist bin makes the
+# round trip exact to numerical precision. `tpsep.spectral.crop_bins`
 # insists on exactly 513 bins, and `tpsep.spectral.istft` on exactly 513, so a
 # forgotten crop or restore is a clear error instead of a silent
 # misalignment:
@@ -333,10 +493,35 @@ except ValueError as error:
     print("ValueError:", error)
 
 # %% [markdown]
+# **Question 5.** (3 points) Why does `n_fft = 1024` give 513 bins, and why
+# does the U-Net want 512? Using the Nyquist bin's share of the energy and the
+# two SNRs printed above, explain why dropping the 513th bin is nearly free:
+# where did its content go when the audio was resampled to 8192 Hz? What must
+# the code do with that bin before the inverse STFT?
+#
+# ### BEGIN SOLUTION
+# A real frame of `N` samples has a conjugate-symmetric DFT, `X[N−k] = conj X[k]`,
+# so bins 0 … N/2 hold everything: `N/2 + 1 = 513`, from DC to the Nyquist
+# frequency (4096 Hz here). The U-Net halves the frequency axis six times, so
+# it needs a multiple of 2⁶ = 64: 512 is one, 513 is not.
+# The Nyquist bin sits exactly at half the sampling rate, where the resampler's
+# anti-aliasing low-pass filter (Question 1) has already removed almost
+# everything, so its share of the energy is tiny (printed above) and zeroing
+# it leaves a reconstruction SNR far above audibility; what is lost is a narrow
+# band at the very top of the spectrum. The network never estimates that bin:
+# before `istft` the code must put a 513th row back (`restore_bins`), zeros or
+# the mixture's own bin, which makes the round trip exact; `istft` refuses
+# 512 bins so that forgetting this is an error, not a silently shifted
+# spectrum.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Summary
 #
+# - Sampling folds every frequency into 0 … rate/2: filter before you resample.
 # - A real frame of `N` samples has `N/2 + 1` frequency bins, from DC to Nyquist.
-# - The STFT is the FFT of windowed, overlapping frames; weighted overlap-add inverts it exactly.
+# - The STFT is the FFT of windowed, overlapping frames; weighted overlap-add inverts it
+#   exactly wherever the overlap-added squared window does not vanish (COLA: it is constant).
 # - Longer frames resolve frequency better and time worse.
 # - Magnitudes are viewed in dB; the phase is needed to rebuild audio.
 # - The U-Net sees 512 bins: the Nyquist bin is dropped, and restored before the inverse STFT.

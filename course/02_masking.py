@@ -12,16 +12,21 @@
 # Before any network, let us see what a **mask** can do at best. A mask is a
 # number between 0 and 1 for every time-frequency bin of the mixture's STFT: it
 # says how much of that bin belongs to the source we want. If we cheat and build
-# the mask from the true sources, we get an **oracle** (ideal) mask: no model
-# trained to predict a mask on this STFT can do better. Every later model of the
+# the mask from the true sources, we get an **oracle** (ideal) mask: a model
+# trained to predict such a mask on this STFT can hardly do better. Every later model of the
 # course (U-Net, Conv-TasNet, band-split, GridNet) is compared with the table this
 # notebook produces.
 #
 # We also learn to **measure** separation as the field does: SI-SDR, and the
 # BSS Eval SDR/SIR/SAR computed by `museval`, with the SiSEC aggregation.
 #
-# **You will write:** `ideal_binary_mask`, `ideal_ratio_mask` and `si_sdr`
-# (three exercises, each followed by a check cell).
+# **You will write** four functions, each followed by a check cell that tests
+# it on fresh random inputs: `ideal_binary_mask` (section 2),
+# `ideal_ratio_mask` (section 3), `mask_to_audio` (section 4) and `si_sdr`
+# (section 5). **You will answer** four written questions: why no real mask is
+# perfect (section 1), what the mixture's own score means (section 5), the IBM
+# against the IRM in the oracle table (section 7), and why SDR and SI-SDR
+# disagree (section 8).
 
 # %%
 import matplotlib.pyplot as plt
@@ -45,8 +50,8 @@ torch.set_num_threads(1)
 # MUSDB18-HQ folder; nothing else changes. We separate the **vocals** from the
 # **accompaniment** (the sum of the three other stems).
 #
-# The STFT: `n_fft = 1024` (64 ms at 16 kHz) with a hop of 256 samples (75 %
-# overlap), so 513 frequency bins, 15.6 Hz apart.
+# The STFT: `n_fft = 1024` with a hop of 256 samples; the frame length, the
+# overlap and the bin spacing this gives are printed below.
 
 # %%
 DATASET = "music"
@@ -56,6 +61,8 @@ print(track)
 
 N_FFT, HOP = 1024, 256
 rate = track.rate
+print(f"STFT: frames of {1000 * N_FFT / rate:.0f} ms overlapping by {100 * (1 - HOP / N_FFT):.0f} %, "
+      f"{N_FFT // 2 + 1} bins {rate / N_FFT:.1f} Hz apart")
 start, seconds = 4 * rate, 10  # a 10 s excerpt for the interactive parts
 clip = slice(start, start + seconds * rate)
 mixture = track.mixture[0, clip]
@@ -90,6 +97,24 @@ show_spectrograms([spectral.to_db(Z.abs(), ref=top) for Z in (X, S, N)],
 # picture. Where the two do not overlap, keeping or removing a bin is enough to
 # separate them. Where they overlap, no real-valued mask can be perfect: the
 # mask rescales the mixture bin, it cannot undo the mixing of two phases.
+#
+# **Question 1.** In a bin where both sources are present, `X = S + N` as
+# complex numbers. Why can no real mask `M` give `M·X = S` there in general?
+# Which real `M` brings `M·X` closest to `S`, and can it leave the range
+# [0, 1]? What would a system need to do better?
+#
+# ### BEGIN SOLUTION
+# `M·X` has the phase of `X` (or the opposite one if `M < 0`), while `S` has its
+# own phase: `M·X = S` needs `S` and `X` to point the same way, which happens
+# only if `N` is in phase with `S` or silent. Minimising `|M·X − S|²` over real
+# `M` projects `S` on the direction of `X`:
+# `M = Re(S·conj(X)) / |X|² = (|S| / |X|)·cos(θ_S − θ_X)`, the phase-sensitive
+# mask (Erdogan et al., 2015). It is negative when the phases differ by more
+# than 90°, and above 1 when `N` partly cancels `S` so that `|X| < |S|`; a
+# mask in [0, 1] such as the IRM is therefore not even the best real mask. To
+# do better a system must change the phase: a complex mask (notebook 06), a
+# phase estimate, or work on the waveform directly (Conv-TasNet, notebook 05).
+# ### END SOLUTION
 
 # %% [markdown]
 # ## 2. The ideal binary mask (IBM)
@@ -170,17 +195,53 @@ show_spectrograms(list(oracle_masks.values()), list(oracle_masks), rate, seconds
 # %% [markdown]
 # ## 4. Applying a mask, and the 512-bin convention
 #
-# `masks.apply_mask(mask, X)` multiplies the mixture STFT by the mask: the
-# magnitude is scaled, the **mixture phase** is kept. The inverse STFT gives the
-# estimate. The networks of the next notebooks see 512 bins, not 513 (notebook
-# 01): `apply_mask` also accepts a 512-bin mask and puts the Nyquist bin back as
-# zeros before the inverse STFT. That top bin carries almost nothing.
+# A mask is applied to the **complex** mixture STFT: multiplying `X` by a real
+# mask scales each bin's magnitude and keeps the **mixture phase**, the only
+# phase we have. The inverse STFT gives the estimate. The networks of the next
+# notebooks see 512 bins, not 513 (notebook 01), so a mask may come one bin
+# short: the missing Nyquist bin is then put back as zeros (a silent top bin)
+# before the inverse STFT.
+#
+# **Exercise.** Write `mask_to_audio(mask, mixture_stft, n_fft, hop, length)`.
+# Use `spectral.istft(Y, n_fft=..., hop=..., length=...)` for the inverse (it
+# accepts numpy arrays and returns a torch tensor: add `.numpy()`).
+
+# %%
+def mask_to_audio(mask, mixture_stft, n_fft, hop, length):
+    """Mask the mixture STFT, keeping its phase, and return the estimated waveform.
+
+    Args:
+        mask: real numpy array ``(F, frames)``, with ``F`` the number of bins of the
+            mixture STFT, or one fewer (the Nyquist bin dropped, as a network outputs it).
+        mixture_stft: complex numpy array ``(n_fft // 2 + 1, frames)``.
+        n_fft, hop: the STFT's settings.
+        length: number of samples to return.
+
+    Returns:
+        numpy array ``(length,)``.
+    """
+    ### BEGIN SOLUTION
+    if mask.shape[0] == mixture_stft.shape[0] - 1:  # 512-bin convention: a silent Nyquist bin
+        mask = np.concatenate([mask, np.zeros((1, mask.shape[1]), dtype=mask.dtype)])
+    masked = mask * mixture_stft  # real times complex: the magnitude changes, the phase stays
+    return spectral.istft(masked, n_fft=n_fft, hop=hop, length=length).numpy()
+    ### END SOLUTION
+
+
+# %%
+mask_to_audio = check("02.mask_to_audio", mask_to_audio)
+
+# %% [markdown]
+# `tpsep.masks.apply_mask` does the masking part the same way (and refuses a
+# mask that fits neither size). Now the magnitude IRM, with all 513 bins and
+# with the 512 a network would output:
 
 # %%
 irm = oracle_masks["IRM, p = 1"]
-estimate_513 = spectral.istft(masks.apply_mask(irm, X), n_fft=N_FFT, hop=HOP, length=len(mixture)).numpy()
-mask_512 = spectral.crop_bins(torch.from_numpy(irm), bins=512)  # what a network would output
-estimate_512 = spectral.istft(masks.apply_mask(mask_512, X), n_fft=N_FFT, hop=HOP, length=len(mixture)).numpy()
+X_numpy = X.numpy()
+estimate_513 = mask_to_audio(irm, X_numpy, N_FFT, HOP, len(mixture))
+mask_512 = irm[:-1]  # what a network would output: the Nyquist bin dropped
+estimate_512 = mask_to_audio(mask_512, X_numpy, N_FFT, HOP, len(mixture))
 difference = np.sum((estimate_513 - estimate_512) ** 2) / np.sum(estimate_513 ** 2)
 print(f"513-bin vs 512-bin mask: the estimates differ by {10 * np.log10(difference):.1f} dB")
 player(estimate_513[: 6 * rate], rate)
@@ -233,13 +294,33 @@ settings = {"IBM": ("ibm", {}), "IRM, p = 1": ("irm", {}), "IRM, p = 2": ("irm2"
             "Wiener-like": ("wiener", {}), "mixture (no mask)": ("mix", {})}
 clip_estimates = {}
 for name, (kind, options) in settings.items():
-    mask = masks.compute_mask(kind, S.abs(), N.abs(), **options)
-    clip_estimates[name] = spectral.istft(masks.apply_mask(mask, X), n_fft=N_FFT, hop=HOP,
-                                          length=len(mixture)).numpy()
+    mask = masks.compute_mask(kind, S.abs(), N.abs(), **options).numpy()
+    clip_estimates[name] = mask_to_audio(mask, X_numpy, N_FFT, HOP, len(mixture))
 baseline = float(si_sdr(mixture.astype(np.float64), vocals.astype(np.float64)))
 for name, estimate in clip_estimates.items():
     score = float(si_sdr(estimate.astype(np.float64), vocals.astype(np.float64)))
-    print(f"{name:<18} SI-SDR {score:6.2f} dB   SI-SDRi {score - baseline:6.2f} dB")
+    improvement = round(score - baseline, 2) + 0.0  # + 0.0: print -0.00 as 0.00
+    print(f"{name:<18} SI-SDR {score:6.2f} dB   SI-SDRi {improvement:6.2f} dB")
+
+# %% [markdown]
+# **Question 2.** The mixture itself, used as the estimate of the vocals, gets
+# the SI-SDR printed in the last line above. What does that number tell you
+# about this excerpt? Why do papers report the improvement SI-SDRi, and what
+# would SI-SDR alone hide when comparing results on two different songs?
+#
+# ### BEGIN SOLUTION
+# The mixture is `vocals + accompaniment`. When the two are nearly
+# uncorrelated, the projection on the vocals has a gain close to 1 and the
+# residual is the accompaniment, so the mixture's SI-SDR is about the energy
+# ratio of vocals to accompaniment in the excerpt: the input SNR, how loud the
+# singer is in this mix (the "do nothing" score). It depends on the song, not
+# on any method: the same separator scores higher on a song with a loud singer
+# than on one with a quiet singer. SI-SDRi subtracts that starting point and
+# measures what the method adds, so results on different songs or datasets can
+# be compared; SI-SDR alone would mix the method's merit with the difficulty
+# of the input. (Report both: an improvement on an easy input is not the same
+# as one on a hard input.)
+# ### END SOLUTION
 
 # %% [markdown]
 # ## 6. BSS Eval: SDR, SIR, SAR with museval
@@ -316,9 +397,10 @@ print("vocals SDR (dB):", ", ".join(f"{name} {value:.2f}" for name, value in voc
 #   level relative to the accompaniment. A model must beat it to be useful at all.
 #   (Its SAR is huge: the mixture is exactly a sum of the references, so nothing
 #   in it is an artifact; all its error is interference.)
-# - **The ratio masks** are the ceiling for models that predict a real mask on
-#   this STFT (the U-Net of notebook 03). The binary mask has a higher SIR (it
-#   removes more interference) but a lower SAR (its holes are artifacts).
+# - **The ratio masks** are the practical ceiling for models that predict a
+#   mask between 0 and 1 on this STFT (the U-Net of notebook 03; Question 1
+#   shows why it is not a strict one). Compare the binary mask with them
+#   column by column: they do not fail in the same way (Question 3).
 # - The **Wiener-like** mask, built from smoothed powers, pays for not knowing
 #   the exact power of each frame; that is closer to what a real system knows.
 #
@@ -344,6 +426,28 @@ print("vocals SDR (dB):", ", ".join(f"{name} {value:.2f}" for name, value in voc
 #
 # So compare a model with *this* table, never with a number from a paper
 # computed on other data.
+#
+# **Question 3.** (3 points) In the table above the IBM has a higher SIR but a
+# lower SAR than the magnitude IRM, for both targets. Explain both through what
+# each mask does in a bin where the vocals and the accompaniment are about
+# equally loud. For a karaoke app that plays the accompaniment, which would you
+# choose, and on which column of the table do you base the choice?
+#
+# ### BEGIN SOLUTION
+# In a bin where the two are about equal, the IBM gives the whole bin to one
+# source and nothing to the other (all or nothing); the IRM shares it, about
+# half each. Over the spectrogram the IBM keeps the target only where it
+# dominates and removes the other bins completely, so little of the other
+# source leaks in: higher SIR. But its on/off pattern cuts holes and sharp
+# edges into the spectrogram, and the halves of the target it throws away and
+# the interference it keeps come back as "musical noise", which is neither
+# source: artifacts, lower SAR. The IRM lets a share of the interference
+# through in every mixed bin (lower SIR) but changes smoothly, so fewer
+# artifacts (higher SAR). For karaoke the remaining voice and the artifacts
+# are both audible; a good answer picks one and justifies it by the column
+# (SIR if leftover singing is the worse fault, SAR if gurgling accompaniment
+# is), and may note that the power IRM sits between the two.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## 8. When SDR and SI-SDR disagree
@@ -376,7 +480,7 @@ pd.DataFrame(rows).set_index("estimate").round(1)
 
 # %% [markdown]
 # - Half as loud: SI-SDR and the v3 SDR see a perfect copy; the v4 SDR counts the
-#   missing half as error (about 6 dB).
+#   missing half as error.
 # - A 2 ms delay: SI-SDR collapses (it compares sample by sample), the v3 SDR absorbs
 #   the delay into its filter; v4 again calls it distortion.
 # - Low-passed: nothing *foreign* was added, so the v3 SDR stays high although the
@@ -384,6 +488,31 @@ pd.DataFrame(rows).set_index("estimate").round(1)
 #
 # So state which SDR you report. This course uses the **v4 SDR** (museval, framed)
 # for music tables, as SiSEC does, and **SI-SDR** for speech and as a training loss.
+#
+# **Question 4.** (3 points) Why do SI-SDR and the v3 SDR disagree so much on
+# the copy delayed by 2 ms (see the table above)? A separation model that
+# outputs its estimate a few samples late would be judged very differently by
+# the two: which judgement is right for a listener, which for a system that
+# adds the estimate back to other signals (e.g. remixing), and what would you
+# do before scoring such a model with SI-SDR?
+#
+# ### BEGIN SOLUTION
+# SI-SDR may only rescale the reference: it compares the estimate sample by
+# sample with `α·s`. A 2 ms delay is 32 samples at 16 kHz, half a period of a
+# 250 Hz component and several periods higher up, so the delayed voice is
+# poorly correlated with the reference (some harmonics even come out inverted)
+# and almost all of it counts as error.
+# The v3 SDR first lets the reference through a 512-tap filter, and a 32-sample
+# delay is such a filter: the delayed copy is explained completely and only
+# the added noise remains. (v4 fits the filter too, but counts its effect as
+# distortion, which is why it is low as well.) A listener does not hear a few
+# milliseconds of delay, so the v3 verdict is closer to perception; a remix
+# that adds the estimate to other tracks, or subtracts it from the mixture,
+# needs it aligned to the sample, so SI-SDR's verdict is the relevant one. To
+# score a model with a known latency fairly with SI-SDR, shift its output back
+# by that latency (or find the lag that maximises the cross-correlation)
+# first, and say so.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## 9. Explore the masks
@@ -399,8 +528,8 @@ explorer = MaskExplorer(mixture, vocals, rate, n_fft=N_FFT, hop=HOP, kind="irm",
 explorer
 
 # %% [markdown]
-# Things to try: raise the IBM threshold to +10 dB (fewer bins kept: higher SIR,
-# more holes); lower it to −10 dB; push the IRM exponent from 1 to 4 (it
+# Things to try: raise the IBM threshold to `+10` dB (fewer bins kept: higher
+# SIR, more holes); lower it to `-10` dB; push the IRM exponent from 1 to 4 (it
 # approaches the binary mask); average the Wiener PSDs over 31 frames.
 
 # %% [markdown]
@@ -408,9 +537,10 @@ explorer
 #
 # museval solves large linear systems for every track. `metrics.fast_sdr`
 # computes the v3 `bss_eval_sources` SDR from FFT correlations and one
-# Toeplitz solve per source: the same numbers (`benchmarks/fast_sdr.py` checks
-# the whole test split within 0.05 dB) in a fraction of the time. Use it while
-# you experiment; report museval's framed v4 scores.
+# Toeplitz solve per source: the same numbers in a fraction of the time (the
+# line below compares the two here; `benchmarks/fast_sdr.py` compares them on
+# the whole test split). Use it while you experiment; report museval's framed
+# v4 scores.
 
 # %%
 fast = metrics.fast_sdr(references, estimated)

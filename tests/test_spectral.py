@@ -65,3 +65,31 @@ def test_istft_refuses_a_length_its_frames_never_saw():
     padded = torch.nn.functional.pad(x, (0, -len(x) % 768))
     y = spectral.istft(spectral.stft(padded, n_fft=1024, hop=768), n_fft=1024, hop=768, length=len(padded))
     assert torch.allclose(y[:1368], x, atol=1e-9)
+
+
+def test_full_band_mask_repeats_the_bin_below_and_refuses_what_is_not_a_mask():
+    mask = torch.rand(2, 3, 16, 5)
+    full = spectral.full_band_mask(mask)
+    assert full.shape == (2, 3, 17, 5)
+    assert torch.equal(full[..., :16, :], mask) and torch.equal(full[..., 16, :], mask[..., 15, :])
+    assert spectral.full_band_mask(np.ones((512, 4), np.float32)).shape == (513, 4)
+    with pytest.raises(ValueError, match="full_band_mask expects a mask"):
+        spectral.full_band_mask(torch.rand(512))
+    with pytest.raises(ValueError, match="real mask"):
+        spectral.full_band_mask(torch.rand(512, 4, dtype=torch.complex64))
+
+
+def test_alias_frequency_folds_into_zero_to_nyquist():
+    rate = 16_000
+    frequencies = np.array([0, 440, 7_000, 8_000, 9_000, 16_000, 17_000, 25_000], dtype=float)
+    np.testing.assert_allclose(spectral.alias_frequency(frequencies, rate),
+                               [0, 440, 7_000, 8_000, 7_000, 0, 1_000, 7_000])
+    # the FFT of the sampled sine agrees
+    t = np.arange(rate) / rate
+    for f in (3_000.0, 11_000.0, 37_000.0):
+        heard = np.argmax(np.abs(np.fft.rfft(np.sin(2 * np.pi * f * t)))) * rate / len(t)
+        assert heard == spectral.alias_frequency(f, rate)
+    with pytest.raises(ValueError, match="rate must be a positive"):
+        spectral.alias_frequency(440.0, 0)
+    with pytest.raises(ValueError, match=">= 0 Hz"):
+        spectral.alias_frequency(-440.0, rate)

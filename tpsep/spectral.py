@@ -32,6 +32,32 @@ def as_tensor(x, name: str = "input") -> torch.Tensor:
     return x
 
 
+def alias_frequency(frequency, rate: float):
+    """The frequency a sampled sine is heard at: its alias in ``[0, rate / 2]``.
+
+    The samples of a sine at ``f`` Hz taken ``rate`` times a second are those of a
+    sine at ``f + k * rate`` for any integer ``k``, and (up to sign) of one at
+    ``-f``: only the frequency folded into ``[0, rate / 2]``, up to the Nyquist
+    frequency, is heard.
+
+    Args:
+        frequency: frequency in Hz, ``>= 0``; a number or an array of any shape.
+        rate: sampling rate in Hz, ``> 0``.
+
+    Returns:
+        numpy array (float) of the shape of ``frequency``: ``f mod rate``, mirrored
+        about ``rate / 2`` when it is above.
+    """
+    frequency = np.asarray(frequency, dtype=np.float64)
+    if isinstance(rate, bool) or not np.isscalar(rate) or not np.isfinite(rate) or rate <= 0:
+        raise ValueError(f"alias_frequency: rate must be a positive number of Hz, got {rate!r}")
+    if not np.all(np.isfinite(frequency)) or np.any(frequency < 0):
+        raise ValueError("alias_frequency: frequencies must be finite and >= 0 Hz "
+                         "(a negative frequency is heard as its opposite: pass abs(f))")
+    folded = np.mod(frequency, rate)  # f and f + k * rate give the same samples
+    return np.minimum(folded, rate - folded)  # f and rate - f too, up to the sine's sign
+
+
 def check_frames(n_fft, hop, owner: str) -> int:
     """Check ``n_fft`` and ``hop`` (positive integers, hop <= n_fft); returns the hop (default ``n_fft // 4``)."""
     for name, value in (("n_fft", n_fft), ("hop", hop)):
@@ -243,8 +269,25 @@ def stitch_patches(patches: torch.Tensor, hop_frames: int, total_frames: int) ->
     return (out / norm)[:, :total_frames]
 
 
-def full_band_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Restore the dropped Nyquist bin of a 512-bin mask by repeating its neighbour: ``(..., 513, frames)``."""
+def full_band_mask(mask) -> torch.Tensor:
+    """Restore the dropped Nyquist bin of a 512-bin mask by repeating its neighbour.
+
+    The network never sees the Nyquist bin (:func:`crop_bins`), so it has no mask for
+    it; the mask of the bin just below is the closest guess (a mask varies slowly
+    across frequency), and unlike a zero it does not cut the mixture's top bin.
+
+    Args:
+        mask: real ``(..., bins, frames)``, e.g. 512 bins for n_fft 1024.
+
+    Returns:
+        ``(..., bins + 1, frames)``: bin ``bins`` is a copy of bin ``bins - 1``.
+    """
+    mask = as_tensor(mask, "mask")
+    if mask.ndim < 2 or mask.shape[-2] < 1:
+        raise ValueError(f"full_band_mask expects a mask (..., bins, frames), got shape {tuple(mask.shape)}")
+    if mask.is_complex():
+        raise ValueError("full_band_mask expects a real mask; restore the bin of a complex spectrogram "
+                         "with restore_bins(X_cropped, full=X)")
     return torch.cat([mask, mask[..., -1:, :]], dim=-2)
 
 
