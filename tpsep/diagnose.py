@@ -1862,14 +1862,14 @@ def _read_run_log(log) -> _RunLog:
                     f"or a tpsep.reporting.History, got {type(log).__name__}")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path, who: str = "check_pipeline") -> list[dict]:
     if path.is_dir():
         if not (path / "log.jsonl").is_file():
-            raise FileNotFoundError(f"check_pipeline: the folder {path} holds no log.jsonl; expected a run's folder "
+            raise FileNotFoundError(f"{who}: the folder {path} holds no log.jsonl; expected a run's folder "
                                     "(TrainConfig(out_dir=...)) or the path of its log.jsonl")
         path = path / "log.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"check_pipeline: log {path} does not exist; expected a run's log.jsonl or its folder")
+        raise FileNotFoundError(f"{who}: log {path} does not exist; expected a run's log.jsonl or its folder")
     records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -1877,7 +1877,7 @@ def _read_jsonl(path: Path) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"check_pipeline: line {number} of {path} is not JSON ({error.msg}): "
+            raise ValueError(f"{who}: line {number} of {path} is not JSON ({error.msg}): "
                              f"{line[:80]!r}") from None
         if isinstance(record, dict):
             records.append(record)
@@ -1996,6 +1996,10 @@ def _run_summary(run: _RunLog) -> dict:
     return summary
 
 
+def _fold(factor: float) -> str:
+    return f"{factor:,.0f}" if factor < 1e6 else f"{factor:.1e}"
+
+
 def _lr_findings(run: _RunLog, summary: dict) -> list[Finding]:
     findings, steps = [], max(summary["steps"], 1)
     best = ""
@@ -2008,7 +2012,7 @@ def _lr_findings(run: _RunLog, summary: dict) -> list[Finding]:
     if collapse_step is not None and summary["lr_end"] < LR_COLLAPSE * summary["lr_peak"]:
         early = collapse_step < 0.8 * steps
         findings.append(Finding("lr", "error" if early else "warning",
-            f"the learning rate collapsed {summary['lr_factor']:,.0f}-fold, from {summary['lr_peak']:.3g} (its peak, "
+            f"the learning rate collapsed {_fold(summary['lr_factor'])}-fold, from {summary['lr_peak']:.3g} (its peak, "
             f"step {summary['lr_peak_step']:,}) to {summary['lr_end']:.3g} at the end; it is below 1/1000 of its peak "
             f"from step {collapse_step:,} on ({collapse_step / steps:.0%} of the {steps:,} steps)"
             + (f": the last {1 - collapse_step / steps:.0%} of the run hardly moved the weights" if early else "")

@@ -159,11 +159,19 @@ class Logger:
         if self.plot is not None:
             self.plot.update(history)
 
+    def failure(self, step: int, error: BaseException) -> None:
+        """Write why the run stopped as the last line of ``log.jsonl``, then close everything."""
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps({"step": step, "error": f"{type(error).__name__}: {error}"}) + "\n")
+            self.jsonl.flush()
+        self.close(None)
+
     def close(self, history) -> None:
         if self.bar is not None:
             self.bar.close()
         if self.plot is not None:
-            self.plot.update(history)
+            if history is not None:
+                self.plot.update(history)
             self.plot.close()
         if self.writer is not None:
             self.writer.close()

@@ -152,64 +152,68 @@ def fit(model, loss_fn, train_loader, valid_loader=None, config: TrainConfig | N
         if is_main and config.out_dir:
             save_checkpoint(os.path.join(config.out_dir, name), model, config, extra, optimizer, ema, state)
 
-    stop_reason = time_to_stop(config, state)       # a resumed run may have nothing left to do
-    while stop_reason is None:
-        # ---- one epoch (or its remainder after a resume) ----
-        model.train()
-        micro_losses = []
-        for batch in log.progress(batches.epoch(state.epoch, skip=state.batch_in_epoch), state.epoch):
-            state.batch_in_epoch += 1
-            last_micro = state.batch_in_epoch % config.accumulate == 0 or state.batch_in_epoch == batches.size
-            with sync_gradients(net, last_micro), autocast:
-                loss = loss_fn(net, move_to(batch, device))
-            check_loss(loss, state.step, batch, model)
-            (loss / config.accumulate).backward()  # gradients add up over the micro-batches
-            micro_losses.append(loss.item())
-            if not last_micro:
-                continue
-
-            grad_norm = clip_gradients(model, config.grad_clip, state.step)
-            lr = learning_rate(config, state.step, total, state.lr_scale)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema:
-                ema.update(model)
-            state.step += 1
-            history.add_step(state.step, float(np.mean(micro_losses)), grad_norm, lr,
-                             seconds_before + time.perf_counter() - started)
+    try:
+        stop_reason = time_to_stop(config, state)       # a resumed run may have nothing left to do
+        while stop_reason is None:
+            # ---- one epoch (or its remainder after a resume) ----
+            model.train()
             micro_losses = []
-            log.step(history)
-            if config.save_every and state.step % config.save_every == 0:
-                save("last.pt")
-            stop_reason = time_to_stop(config, state, minutes_so_far())
-            if stop_reason:
-                break
+            for batch in log.progress(batches.epoch(state.epoch, skip=state.batch_in_epoch), state.epoch):
+                state.batch_in_epoch += 1
+                last_micro = state.batch_in_epoch % config.accumulate == 0 or state.batch_in_epoch == batches.size
+                with sync_gradients(net, last_micro), autocast:
+                    loss = loss_fn(net, move_to(batch, device))
+                check_loss(loss, state.step, batch, model)
+                (loss / config.accumulate).backward()  # gradients add up over the micro-batches
+                micro_losses.append(loss.item())
+                if not last_micro:
+                    continue
 
-        if state.batch_in_epoch == 0:
-            raise ValueError("the training loader yielded no batch (empty dataset, or drop_last with too few examples)")
-        epoch_done = stop_reason is None or state.batch_in_epoch == batches.size
-        if epoch_done:
-            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                grad_norm = clip_gradients(model, config.grad_clip, state.step)
+                lr = learning_rate(config, state.step, total, state.lr_scale)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if ema:
+                    ema.update(model)
+                state.step += 1
+                history.add_step(state.step, float(np.mean(micro_losses)), grad_norm, lr,
+                                 seconds_before + time.perf_counter() - started)
+                micro_losses = []
+                log.step(history)
+                if config.save_every and state.step % config.save_every == 0:
+                    save("last.pt")
+                stop_reason = time_to_stop(config, state, minutes_so_far())
+                if stop_reason:
+                    break
 
-        # ---- validation, best/last checkpoints, schedule and early stopping ----
-        if valid_loader is not None:
-            with ema.applied(model) if ema else nullcontext():
-                valid_loss = validation_loss(model, loss_fn, valid_loader, device, autocast)
-            improved = history.add_valid(state.step, state.epoch, valid_loss)
-            log.valid(history)
-            if improved:
-                save("best.pt")
-            if epoch_done:  # the schedule and patience move once per epoch (a mid-epoch stop only reports)
-                state.epochs_since_best = 0 if improved else state.epochs_since_best + 1
-                if (config.schedule == "plateau" and state.epochs_since_best
-                        and state.epochs_since_best % config.plateau_patience == 0):
-                    state.lr_scale *= 0.5
-                if config.patience is not None and state.epochs_since_best >= config.patience:
-                    stop_reason = stop_reason or f"early stopping (no better validation for {config.patience} epochs)"
-        stop_reason = stop_reason or time_to_stop(config, state, minutes_so_far())
-        save("last.pt")
+            if state.batch_in_epoch == 0:
+                raise ValueError("the training loader yielded no batch (empty dataset, or drop_last with too few examples)")
+            epoch_done = stop_reason is None or state.batch_in_epoch == batches.size
+            if epoch_done:
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+
+            # ---- validation, best/last checkpoints, schedule and early stopping ----
+            if valid_loader is not None:
+                with ema.applied(model) if ema else nullcontext():
+                    valid_loss = validation_loss(model, loss_fn, valid_loader, device, autocast)
+                improved = history.add_valid(state.step, state.epoch, valid_loss)
+                log.valid(history)
+                if improved:
+                    save("best.pt")
+                if epoch_done:  # the schedule and patience move once per epoch (a mid-epoch stop only reports)
+                    state.epochs_since_best = 0 if improved else state.epochs_since_best + 1
+                    if (config.schedule == "plateau" and state.epochs_since_best
+                            and state.epochs_since_best % config.plateau_patience == 0):
+                        state.lr_scale *= 0.5
+                    if config.patience is not None and state.epochs_since_best >= config.patience:
+                        stop_reason = stop_reason or f"early stopping (no better validation for {config.patience} epochs)"
+            stop_reason = stop_reason or time_to_stop(config, state, minutes_so_far())
+            save("last.pt")
+    except Exception as error:  # the log keeps why the run stopped, for tpsep doctor
+        log.failure(state.step, error)
+        raise
 
     history.stopped_because = stop_reason
     log.close(history)
