@@ -21,9 +21,16 @@
 #    **mixture phase** is kept) and invert the STFT;
 # 5. resample back to the track's rate and write WAV files.
 #
-# **You will write:** the stitching (exercise 1) and the reconstruction
-# (exercise 2). Then you score the result with museval next to the oracle masks
-# of notebook 02.
+# Then a last step that does not need the network: the **Wiener-like
+# refinement**, which recomputes the masks of all sources from their estimated
+# powers so that the estimates add up to the mixture.
+#
+# **You will write:** the stitching of overlapping patches (exercise 1),
+# the restoring of the dropped Nyquist bin (exercise 2), the reconstruction of
+# audio from a mask (exercise 3) and the Wiener-like refinement of several
+# estimates (exercise 4). Then you score the U-Net, with and without the
+# refinement, with museval next to the oracle masks of notebook 02, and answer
+# four written questions.
 
 # %%
 from dataclasses import asdict, replace
@@ -176,6 +183,29 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **Question 1.** Your stitching divides by the sum of the weights, and the
+# weights are a Hann bump rather than ones. What would go wrong if you simply
+# **added** the overlapping patch masks? If you averaged them with equal
+# weights? Why trust a patch's centre more than its edges?
+#
+# ### BEGIN SOLUTION
+# Adding without dividing counts each frame as often as patches cover it: with
+# 50% overlap almost every frame gets the sum of two masks, up to 2, so the
+# "mask" leaves [0, 1] and the estimate is louder than the mixture there, with a
+# step wherever the number of covering patches changes (the first and last
+# half-patch). Dividing by the sum of the weights makes each frame a weighted
+# *average*, so a mask stays a mask. With equal weights the average is right
+# inside the overlap but jumps where a patch starts or stops counting: an edge
+# frame of one patch weighs as much as a centre frame of the next, and the
+# seams of the left plot come back as smaller steps. The Hann bump makes each
+# patch fade in and out, a cross-fade. A patch's edge frames are the least
+# reliable: the convolutions see zero padding there instead of music, so the
+# network has half the context it had in the middle; a smooth weight that is
+# small at the edges (but > 0, so the division never fails) lets the
+# neighbouring patch, for which those frames are central, decide.
+# ### END SOLUTION
+
+# %% [markdown]
 # ### The spectrograms: mixture, mask, estimate
 
 # %%
@@ -198,12 +228,71 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ### Exercise 2 · Reconstruction
+# ### Exercise 2 · Restoring the dropped bin
 #
-# The network saw 512 bins; the inverse STFT needs 513. Give the Nyquist bin
-# (4096 Hz) the mask of its neighbour, bin 511 (`spectral.full_band_mask` does
-# exactly that, try writing it with `torch.cat`), multiply the complex mixture
-# STFT by the mask (a real mask keeps the **mixture phase**), and invert with
+# The network saw 512 bins; the inverse STFT needs all 513. The network has no
+# mask for the Nyquist bin (4096 Hz) that `crop_bins` dropped, so we give it the
+# mask of its neighbour, the bin just below: a mask changes slowly across
+# frequency. Append a copy of the top bin along the frequency axis (the
+# second-to-last one) with `torch.cat`. Write it for any number of bins and any
+# leading axes: `(..., bins, frames) -> (..., bins + 1, frames)`.
+
+# %%
+def full_band_mask(mask):
+    """The mask with its Nyquist bin back: a copy of the bin just below it.
+
+    Args:
+        mask: real ``(..., bins, frames)``, e.g. 512 bins.
+
+    Returns:
+        ``(..., bins + 1, frames)``: bin ``bins`` equals bin ``bins - 1``.
+    """
+    ### BEGIN SOLUTION
+    return torch.cat([mask, mask[..., -1:, :]], dim=-2)
+    ### END SOLUTION
+
+
+# %%
+full_band_mask = check("04.full_band_mask", full_band_mask)
+
+# %% [markdown]
+# How much does that one bin carry? The cell below prints the share of the
+# mixture's energy that sits in the Nyquist bin, next to the share of an
+# average bin.
+
+# %%
+mixture_power = X.abs() ** 2                     # (1, 513, frames)
+print(f"mask {tuple(mask.shape)} -> {tuple(full_band_mask(mask).shape)}")
+print(f"Nyquist bin: {float(mixture_power[..., -1, :].sum() / mixture_power.sum()):.2e} of the mixture's energy; "
+      f"an average bin: {1 / mixture_power.shape[-2]:.2e}")
+
+# %% [markdown]
+# **Question 2.** There are three obvious ways to fill the Nyquist bin's mask:
+# 0, 1, or the neighbour's value. Using the energy printed above, say why the
+# choice barely changes the score here. Why can the bin still not simply be
+# left out, and when would the choice start to matter?
+#
+# ### BEGIN SOLUTION
+# The Nyquist bin carries a tiny share of the energy, orders of magnitude below
+# an average bin: the resampler's anti-aliasing low-pass filter removes almost
+# everything near 4096 Hz before the STFT, and music has little energy there
+# anyway. Whatever mask it gets, the estimate changes by a negligible amount of
+# energy, so SDR does not move. It cannot be left out because the inverse STFT
+# of a 1024-sample frame needs n_fft / 2 + 1 = 513 bins (tpsep's `istft`
+# refuses 512 and says to restore the bin); a zero bin is a valid choice but
+# cuts whatever the mixture had there, 1 leaves all of it in the vocals
+# estimate, the neighbour's value is the smoothest guess. It would matter with
+# a short frame (few bins, each a larger share of the band), or at a rate where
+# the Nyquist frequency falls inside the voice's band with real energy, e.g. a
+# model working at a low rate on audio that was not low-passed.
+# ### END SOLUTION
+
+# %% [markdown]
+# ### Exercise 3 · Reconstruction
+#
+# Now the whole way back: restore the Nyquist bin with your `full_band_mask`,
+# multiply the complex mixture STFT by the mask (a real mask keeps the
+# **mixture phase**), and invert with
 # `spectral.istft(..., n_fft=1024, hop=768, length=length)`.
 
 # %%
@@ -219,8 +308,7 @@ def reconstruct(mask, mixture_stft, length):
         ``(..., length)`` waveform, at the STFT's rate (8192 Hz).
     """
     ### BEGIN SOLUTION
-    full_mask = torch.cat([mask, mask[..., -1:, :]], dim=-2)
-    return spectral.istft(full_mask * mixture_stft, n_fft=1024, hop=768, length=length)
+    return spectral.istft(full_band_mask(mask) * mixture_stft, n_fft=1024, hop=768, length=length)
     ### END SOLUTION
 
 
@@ -262,16 +350,146 @@ print("wrote", ", ".join(str(p) for p in written))
 # From the command line, the same for any audio file:
 # `tpsep separate .runs/unet03/best.pt song.wav --out .runs/separated`.
 #
-# ## 3. Scores, next to the oracles
+# ## 3. The Wiener-like refinement
+#
+# A separator gives one estimate per source. Nothing forces the estimates to
+# **add up to the mixture**: a model with one output per source (or two models,
+# one per source) can leave a bit of the mixture in no estimate, or put it in
+# two. A classic post-processing step borrowed from the Wiener filter fixes that
+# without any training: take the estimated magnitudes $|\hat S_1|, \dots,
+# |\hat S_J|$ of **all** sources, turn their powers into soft masks and apply
+# them to the mixture STFT $X$:
+#
+# $$M_j = \frac{|\hat S_j|^p}{\sum_{k=1}^{J} |\hat S_k|^p}, \qquad \hat S_j^{\text{refined}} = M_j\, X .$$
+#
+# The masks add up to one in every bin, so the refined estimates add up to $X$;
+# each keeps the mixture phase. With $p = 2$ the masks are ratios of (estimated)
+# powers, as in a Wiener filter; a larger $p$ gives the louder source more of
+# each bin.
+#
+# ### Exercise 4 · Refining several estimates
+#
+# `source_mags` stacks the $J$ magnitude estimates on a first axis:
+# `(J, ..., freq, frames)`; `mixture_stft` is `(..., freq, frames)`. Return the
+# $J$ refined complex estimates, `(J, ..., freq, frames)`. Careful with the
+# denominator: it is the sum of the powers, not the power of the sum. And a bin
+# where every estimate is 0 (digital silence) must give 0, not 0 / 0 = NaN:
+# divide by the sum clamped from below, `.clamp_min(1e-30)`.
+
+# %%
+def wiener_refine_sources(source_mags, mixture_stft, power=2.0):
+    """Soft masks |S_j|^p / sum_k |S_k|^p from the estimates, applied to the mixture STFT.
+
+    Args:
+        source_mags: real ``(J, ..., freq, frames)``, magnitude estimates of the J sources (>= 0).
+        mixture_stft: complex ``(..., freq, frames)``.
+        power: the exponent p (2: a ratio of powers).
+
+    Returns:
+        complex ``(J, ..., freq, frames)``; the J refined estimates add up to ``mixture_stft``.
+    """
+    ### BEGIN SOLUTION
+    powers = source_mags ** power                                            # |S_j|^p
+    soft_masks = powers / powers.sum(dim=0, keepdim=True).clamp_min(1e-30)  # sum over the J sources
+    return soft_masks * mixture_stft                                         # complex: the mixture phase
+    ### END SOLUTION
+
+
+# %%
+wiener_refine_sources = check("04.wiener_refine_sources", wiener_refine_sources)
+
+# %% [markdown]
+# The U-Net gives the vocals' magnitude $M|X|$ and, implicitly, the
+# accompaniment's, $(1 - M)|X|$. Refine the pair for a few powers $p$:
+
+# %%
+full_mask = full_band_mask(mask)                                              # (1, 513, frames)
+source_mags = torch.stack([full_mask * X.abs(), (1 - full_mask) * X.abs()])   # (2, 1, 513, frames)
+POWERS = (1.0, 2.0, 4.0)
+refined = {p: wiener_refine_sources(source_mags, X, power=p) for p in POWERS}
+
+
+def same_stft(a, b):
+    """Equal up to float32 rounding, relative to the loudest bin of the mixture."""
+    return torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(X.abs().max()))
+
+
+print("refined estimates add up to the mixture:", all(same_stft(refined[p].sum(0), X) for p in POWERS))
+print("p = 1 gives back the U-Net's own estimate:", same_stft(refined[1.0][0], full_mask * X))
+print("p = 2 is the two-source masks.wiener_refine (UNetSeparator with refine=True):",
+      same_stft(refined[2.0][0], full_band_mask(masks.wiener_refine(mask)) * X))
+
+fig, ax = plt.subplots(figsize=(7, 2.6))
+bins = np.linspace(0, 1, 41)
+for p in POWERS:
+    effective_mask = refined[p][0].abs() / (X.abs() + 1e-10)   # |M_vocals X| / |X|
+    ax.hist(effective_mask[..., :512, :].flatten().numpy(), bins=bins, histtype="step", lw=1.5, label=f"p = {p:g}")
+ax.set_yscale("log")
+ax.set_xlabel("vocals mask value")
+ax.set_ylabel("time-frequency bins")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The histogram shows the sharpening: the larger $p$, the fewer bins keep a
+# mask value near 0.5. What it does to the scores of this song (museval at the
+# track's rate, median over 1 s frames; the accompaniment is `mixture - vocals`
+# as before):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (the U-Net's scores come from a training run, whose last digits depend on the CPU's floating-point kernels)
+refined_frames = []
+for p in POWERS:
+    vocals_low_p = spectral.istft(refined[p][0], n_fft=COURSE.n_fft, hop=COURSE.hop,
+                                  length=low.shape[-1]).numpy()[..., :low_length]
+    vocals_p = separate.fit_length(audio.resample(vocals_low_p, COURSE.rate, track.rate), mixture.shape[-1])
+    refined_frames.append(evaluation.score_track({"vocals": vocals_p, "accompaniment": mixture - vocals_p}, track,
+                                                 method=f"p = {p:g}" + (" (the U-Net)" if p == 1 else "")))
+print(f"{track.name}: median over 1 s frames")
+metrics.track_table(pd.concat(refined_frames, ignore_index=True)).droplevel("track").round(1)
+
+# %% [markdown]
+# **Question 3.** (3 points) Why is it desirable that the estimates add up to
+# the mixture? Why does $p = 1$ leave the U-Net's estimates exactly as they
+# were, and what does $p = 2$ or $4$ change in the table above: which of SIR
+# and SAR goes up, which goes down, and why? When would the refinement change
+# the estimates even with $p = 1$?
+#
+# ### BEGIN SOLUTION
+# If the estimates add up to the mixture, nothing of the mixture is lost or
+# counted twice: remixing the stems gives the original back (karaoke, remixing
+# and upmixing rely on that), and every bit of energy is assigned to some
+# source, so errors of one estimate show up as the opposite error in another
+# rather than as energy created from nothing. Here the U-Net's two estimates
+# $M|X|$ and $(1 - M)|X|$ already add up; with $p = 1$ the new mask is
+# $M|X| / (M|X| + (1 - M)|X|) = M$, the U-Net's own, so nothing changes. With
+# $p = 2$ it becomes $M^2 / (M^2 + (1 - M)^2)$: values above 0.5 move towards
+# 1 and values below towards 0 (the histogram). Bins the model thinks are
+# mostly accompaniment are cut harder, so less accompaniment leaks into the
+# vocals: SIR goes up. But bins where the voice is weaker than the rest are cut
+# too, and the voice loses part of its energy there, which BSS Eval counts as
+# artefacts: SAR goes down (and SDR, which weighs both, often goes down a
+# little when SAR is the weaker of the two; the table says which happened
+# here). With $p = 1$ the refinement changes the estimates when they do not
+# add up to the mixture in the first place: models with an independent output
+# per source (one sigmoid mask per stem, or two separate models), or estimates
+# that are not masks of the mixture at all, such as magnitudes regressed
+# directly.
+# ### END SOLUTION
+#
+# ## 4. Scores, next to the oracles
 #
 # Every separator is a function `separator(track) -> {source: estimate}`, so the
 # U-Net is scored by exactly the code that scored the oracle masks in notebook
 # 02 (museval, BSS Eval v4: median over 1 s frames, then over tracks), on the
 # same first test tracks. Four rows:
 #
-# - **U-Net**: our model; **U-Net + Wiener-like**: its mask sharpened as
-#   `M² / (M² + (1 - M)²)` (`masks.wiener_refine`), a power ratio as a
-#   Wiener filter would use;
+# - **U-Net**: our model; **U-Net + Wiener-like**: the refinement of
+#   section 3 with $p = 2$, i.e. the mask sharpened as
+#   `M² / (M² + (1 - M)²)` (`UNetSeparator` with `refine=True` calls
+#   `masks.wiener_refine`), now on every test track;
 # - **IRM, 8192 Hz**: the ideal ratio mask in the U-Net's own setting (8192 Hz,
 #   n_fft 1024, hop 768, accompaniment = mixture - vocals): the ceiling of any
 #   model of this notebook;
@@ -310,19 +528,32 @@ def sdr_bars(table):
 sdr_bars(table)
 
 # %% [markdown]
-# How to read it:
+# **Question 4.** The table has two gaps: between **U-Net** and
+# **IRM, 8192 Hz**, and between **IRM, 8192 Hz** and **IRM (notebook 02)**.
+# What does each gap measure? Which one could more training, more data or a
+# bigger network close, and which one only a change of the setting? Does the
+# **U-Net + Wiener-like** row tell you anything about which gap it works on?
 #
-# - The distance between **U-Net** and **IRM, 8192 Hz** is what the model has
-#   not learned yet: 200 training steps on a CPU, on a few minutes of music.
-#   `benchmarks/unet_long_run.py` trains longer and closes part of that gap.
-# - The distance between the two IRM rows is the price of the **setting**:
-#   at 8192 Hz nothing above 4096 Hz can be separated (the vocals estimate has no
-#   highs, and the accompaniment keeps all the voice's highs), and a hop of 768
-#   samples (94 ms) blurs fast changes.
-# - The Wiener-like sharpening usually trades some artefacts (SAR) for less
-#   interference (SIR).
+# ### BEGIN SOLUTION
+# Both IRM rows use the true sources, so no learning is involved in them. The
+# gap between the U-Net and the IRM at 8192 Hz (same rate, n_fft, hop and
+# mask-times-mixture-phase reconstruction) is what the model has not learned:
+# it is the part a longer run, more and more varied data, or a better network
+# can close (`benchmarks/unet_long_run.py` trains longer and closes part of
+# it); the U-Net here is a short CPU run on a few minutes of music. The gap
+# between the two IRM rows is the price of the setting itself, paid even by a
+# perfect mask: at 8192 Hz nothing above 4096 Hz can be separated (the vocals
+# estimate has no highs and the accompaniment keeps all the voice's highs), and
+# a hop of 768 samples (94 ms) blurs fast changes, where notebook 02's oracle
+# used the track's rate and a hop of 256. No training closes it; only a higher
+# rate, a shorter hop or a different front end (a model at the track's rate,
+# complex masks) can. The Wiener-like refinement does not learn anything
+# either: it reshapes the model's own mask, trading SAR for SIR, so it moves
+# along the model's gap (sometimes a little closer, sometimes a little
+# further in SDR) and cannot cross the setting's gap.
+# ### END SOLUTION
 #
-# ## 4. A real recording
+# ## 5. A real recording
 #
 # Everything so far ran on the course's chorales, whose singer and band are
 # rendered by tpsep. What matters is whether the model separates a real song.
@@ -364,11 +595,18 @@ else:
 # gets on real recordings, for a notebook-length and a longer run, is what
 # `python benchmarks/transfer.py unet --steps 1200` measures.
 #
-# ## 5. What to remember
+# ## 6. What to remember
 #
-# - Overlap the patches and cross-fade the masks: no seams every 128 frames.
-# - The dropped bin must come back before the inverse STFT; the mixture phase
-#   is reused as is (a real mask cannot fix the phase, see notebook 06 for
-#   complex masks).
+# - Overlap the patches and cross-fade the masks with weights that fade at the
+#   patch edges, then divide by the sum of the weights: no seams every 128
+#   frames, and a mask stays in [0, 1].
+# - The dropped bin must come back before the inverse STFT (the neighbour's
+#   mask is as good a guess as any: it carries almost no energy); the mixture
+#   phase is reused as is (a real mask cannot fix the phase, see notebook 06
+#   for complex masks).
+# - The Wiener-like refinement recomputes all the masks from the estimated
+#   powers: the estimates then add up to the mixture, and $p > 1$ trades
+#   artefacts for less interference. It needs no training.
 # - Score at the track's rate with the same code as the oracles, so that
-#   the numbers can sit in one table.
+#   the numbers can sit in one table, and read the model's gap to the oracle in
+#   its own setting separately from the setting's gap to the best oracle.

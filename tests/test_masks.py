@@ -145,3 +145,39 @@ def test_mask_explorer_responds_to_its_controls(capsys):
     assert capsys.readouterr().out == ""  # callbacks draw into Output widgets, never print
     with pytest.raises(ValueError, match="same length"):
         MaskExplorer(target, target[:, :-5], rate=8000)
+
+
+def test_wiener_refine_sources_adds_up_to_the_mixture_and_generalises_wiener_refine():
+    torch.manual_seed(0)
+    X = torch.randn(2, 9, 7, dtype=torch.complex64)
+    mags = torch.rand(3, 2, 9, 7)
+    refined = masks.wiener_refine_sources(mags, X)
+    assert refined.shape == (3, 2, 9, 7) and refined.is_complex()
+    torch.testing.assert_close(refined.sum(0), X, atol=1e-5, rtol=1e-5)
+    # same phase as the mixture, magnitudes in the ratio of the estimated powers
+    torch.testing.assert_close(refined[0].abs() / refined[1].abs(), (mags[0] / mags[1]) ** 2, atol=1e-3, rtol=1e-3)
+    # two sources estimated as M|X| and (1 - M)|X|: the two-source refinement of the mask
+    mask = torch.rand(2, 9, 7)
+    two = masks.wiener_refine_sources(torch.stack([mask * X.abs(), (1 - mask) * X.abs()]), X)
+    torch.testing.assert_close(two[0], masks.wiener_refine(mask) * X, atol=1e-5, rtol=1e-4)
+    # with p = 1 the refinement gives back the mask it came from
+    one = masks.wiener_refine_sources(torch.stack([mask * X.abs(), (1 - mask) * X.abs()]), X, power=1.0)
+    torch.testing.assert_close(one[0], mask * X, atol=1e-5, rtol=1e-4)
+    # silent everywhere: silence, not NaN
+    assert torch.equal(masks.wiener_refine_sources(torch.zeros(2, 3, 4), X[0, :3, :4]).abs(), torch.zeros(2, 3, 4))
+    # a very quiet bin with a large power still adds up: nothing underflows to 0 / 0
+    quiet = masks.wiener_refine_sources(1e-12 * mags[:, 0], 1e-12 * X[0], power=4.0)
+    torch.testing.assert_close(quiet.sum(0), 1e-12 * X[0], atol=1e-17, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mags, X, power, message", [
+    (torch.rand(2, 5, 4), torch.randn(5, 4), 2.0, "complex mixture STFT"),
+    (torch.rand(2, 5, 4, dtype=torch.complex64), torch.randn(5, 4, dtype=torch.complex64), 2.0, "take .abs"),
+    (torch.rand(5, 4), torch.randn(5, 4, dtype=torch.complex64), 2.0, "stacked on a first axis"),
+    (torch.rand(2, 5, 3), torch.randn(5, 4, dtype=torch.complex64), 2.0, "stacked on a first axis"),
+    (-torch.rand(2, 5, 4), torch.randn(5, 4, dtype=torch.complex64), 2.0, "magnitudes >= 0"),
+    (torch.rand(2, 5, 4), torch.randn(5, 4, dtype=torch.complex64), 0.0, "power must be > 0"),
+])
+def test_wiener_refine_sources_bad_inputs_are_clear_errors(mags, X, power, message):
+    with pytest.raises(ValueError, match=message):
+        masks.wiener_refine_sources(mags, X, power=power)

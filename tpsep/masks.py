@@ -13,6 +13,10 @@ model of the course is compared with them.
 - Wiener-like mask: the same ratio of *power spectral densities*, estimated by
   averaging ``|S|^2`` over a few neighbouring frames, as a Wiener filter would use
   smooth statistics instead of the exact instantaneous power.
+
+Masks also refine a separator's own estimates: :func:`wiener_refine` sharpens a
+two-source mask, :func:`wiener_refine_sources` recomputes the masks of any number
+of sources from their estimated powers, so that the estimates add up to the mixture.
 """
 
 from __future__ import annotations
@@ -119,6 +123,50 @@ def wiener_refine(mask: torch.Tensor, power: float = 2.0) -> torch.Tensor:
     """
     target, rest = mask.clamp(0, 1) ** power, (1 - mask.clamp(0, 1)) ** power
     return target / (target + rest + 1e-10)
+
+
+def wiener_refine_sources(source_mags, mixture_stft, power: float = 2.0) -> torch.Tensor:
+    """Wiener-like refinement of the estimates of all sources at once.
+
+    A separator's magnitude estimates ``|S_1|, ..., |S_J|`` need not add up to the
+    mixture. Their powers give each source a soft mask
+    ``M_j = |S_j|^p / sum_k |S_k|^p`` (p = 2: a ratio of powers, as a Wiener filter
+    uses), and the refined estimates ``M_j X`` take the mixture phase and add up to
+    the mixture ``X`` in every bin where some estimate is not silent. For two sources
+    estimated as ``M |X|`` and ``(1 - M) |X|`` this is :func:`wiener_refine`.
+
+    Args:
+        source_mags: real ``(J, ..., freq, frames)``, the magnitude estimates (>= 0) of the J sources.
+        mixture_stft: complex ``(..., freq, frames)``, the mixture STFT.
+        power: the exponent ``p`` > 0.
+
+    Returns:
+        complex ``(J, ..., freq, frames)``: the refined estimates; 0 where every estimate is 0
+        (those bins, and only those, are missing from the sum).
+    """
+    source_mags, mixture_stft = spectral.as_tensor(source_mags, "source_mags"), spectral.as_tensor(mixture_stft)
+    if not power > 0:
+        raise ValueError(f"wiener_refine_sources: power must be > 0, got {power}")
+    if source_mags.is_complex():
+        raise ValueError("wiener_refine_sources expects magnitude estimates (real, >= 0), got a complex "
+                         "spectrogram; take .abs() first")
+    if not mixture_stft.is_complex():
+        raise ValueError("wiener_refine_sources expects the complex mixture STFT (the phase is needed), "
+                         f"got dtype {mixture_stft.dtype}")
+    if source_mags.ndim < 3 or source_mags.shape[1:] != mixture_stft.shape:
+        raise ValueError(f"wiener_refine_sources: source_mags should be (sources, ...) stacked on a first axis, "
+                         f"each with the mixture STFT's shape {tuple(mixture_stft.shape)}; "
+                         f"got {tuple(source_mags.shape)}")
+    if (source_mags < 0).any():
+        raise ValueError("wiener_refine_sources expects magnitudes >= 0, got negative values")
+    source_mags = source_mags.to(mixture_stft.real.dtype)
+    # divide by the loudest estimate first: the ratios lie in [0, 1] with the loudest exactly 1, so
+    # raising them to the power p can neither overflow nor vanish, however quiet or loud the bin
+    loudest = source_mags.amax(dim=0, keepdim=True)
+    powers = (source_mags / loudest.clamp_min(torch.finfo(source_mags.dtype).tiny)) ** power
+    # the sum is >= 1 unless every estimate is 0 there (then every power is 0, and so is every mask)
+    soft_masks = powers / powers.sum(dim=0, keepdim=True).clamp_min(1.0)
+    return soft_masks * mixture_stft                                 # the J masks add up to 1 in every bin
 
 
 def compute_mask(kind: str, target_mag, other_mag, *, power: float | None = None,
