@@ -1,10 +1,12 @@
-"""Exercises of notebook 05 (Conv-TasNet): encoder, decoder, receptive field, one TCN block."""
+"""Exercises of notebook 05 (Conv-TasNet): encoder, decoder, one TCN block, receptive field, PIT SI-SNR."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tpsep import losses
 from tpsep.exercises import CheckFailed, compare, register
 from tpsep.models import convtasnet
 
@@ -31,6 +33,13 @@ def receptive_field_frames(P, X, R):
     return convtasnet.receptive_field(convtasnet.ConvTasNetConfig(P=P, X=X, R=R)).frames
 
 
+def pit_si_snr(estimates, references):
+    """Utterance-level PIT SI-SNR in dB, ``(batch, C, samples)`` twice -> ``(batch,)``: for each
+    utterance, the mean SI-SNR over the C sources under the best assignment of estimates to references."""
+    best, _permutation = losses.pit_si_snr(estimates, references)
+    return best
+
+
 def _torch(rng, *shape):
     return torch.from_numpy(rng.standard_normal(shape).astype("float32"))
 
@@ -46,6 +55,39 @@ def _decoder_inputs(rng):
     L = int(rng.choice([4, 8, 16]))
     N, frames = int(rng.integers(3, 20)), int(rng.integers(2, 40))
     return (_torch(rng, int(rng.integers(1, 4)), N, frames).abs(), _torch(rng, N, L)), {}
+
+
+def _pit_inputs(rng, C):
+    """Estimates made of the references, leakage and noise, in a random order per utterance.
+
+    The batch always holds an utterance in the references' order and one in another order,
+    so that neither ignoring the permutation nor choosing one for the whole batch passes.
+    The leakage and the noise vary from estimate to estimate, so that a noisy estimate can
+    lose to a leaky one for every reference: letting each reference pick its best estimate,
+    which may pick the same estimate twice, is no permutation, and fails.
+    """
+    batch = int(rng.integers(4, 7))
+    samples = int(rng.integers(200, 400))
+    references = rng.standard_normal((batch, C, samples))
+    leakage = rng.uniform(0.0, 1.0, size=(batch, C, C)) * (1 - np.eye(C))  # estimate i leaks reference j
+    noise = rng.uniform(0.05, 3.0, size=(batch, C, 1)) * rng.standard_normal((batch, C, samples))
+    estimates = (np.eye(C) + leakage) @ references + noise
+    estimates *= rng.uniform(0.2, 3.0, size=(batch, C, 1))  # SI-SNR ignores the scale: so must the attempt
+    orders = [rng.permutation(C) for _ in range(batch)]
+    orders[0] = np.arange(C)
+    while (orders[1] == np.arange(C)).all():
+        orders[1] = rng.permutation(C)
+    estimates = np.stack([estimates[b, order] for b, order in enumerate(orders)])
+    as_torch = lambda a: torch.from_numpy(a.astype("float32"))  # noqa: E731
+    return as_torch(estimates), as_torch(references)
+
+
+def _test_pit(student_function, reference_function, rng):
+    for C in (2, 3):  # two speakers as in the notebook, and three: an attempt written for C = 2 only fails
+        estimates, references = _pit_inputs(rng, C)
+        expected = reference_function(estimates, references)
+        got = student_function(estimates, references)
+        compare(got, expected, atol=1e-3, rtol=1e-4, where=f"pit_si_snr on (batch={len(estimates)}, C={C}, samples)")
 
 
 def _test_tcn_block(student_class, reference_class, rng):
@@ -78,9 +120,12 @@ register("05.decode", reference=decode, make_inputs=_decoder_inputs,
          hint="each frame becomes weights[:, :, k] @ basis, a length-L signal added at sample k * (L // 2)")
 register("05.receptive_field_frames", reference=receptive_field_frames,
          make_inputs=lambda rng: ((int(rng.choice([2, 3, 5])), int(rng.integers(1, 11)),
-                                   int(rng.integers(1, 5))), {}),
+                                   int(rng.integers(2, 5))), {}),  # R >= 2: forgetting the repeats fails
          hint="a kernel of size P with dilation d adds (P - 1) * d frames; dilations are 1, 2, ..., 2**(X - 1), "
               "repeated R times; and the output frame itself counts once")
 register("05.tcn_block", reference=convtasnet.TCNBlock, test=_test_tcn_block,
          hint="conv_in, PReLU, norm; pad (P - 1) * dilation frames (all on the left when causal, else split "
-              "in two); depthwise, PReLU, norm; return (x + residual(y), skip(y))")
+              "in two); depthwise, PReLU, norm; return (x + residual(y), skip(y))", points=3)
+register("05.pit_si_snr", reference=pit_si_snr, test=_test_pit, points=3,
+         hint="for each permutation p of range(C), score si_snr(estimates[:, list(p)], references).mean(dim=1), "
+              "a (batch,) tensor; stack them and keep the maximum over permutations for each utterance")
