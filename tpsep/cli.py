@@ -19,7 +19,7 @@ from dataclasses import MISSING, asdict, fields
 from tpsep.course import add_build_command, add_grade_command
 from tpsep.data.commands import add_data_command
 from tpsep.doctor import add_doctor_command
-from tpsep.evaluation import add_evaluate_command
+from tpsep.evaluation import add_evaluate_command, add_leaderboard_command
 from tpsep.separate import add_separate_command
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
@@ -39,6 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_train_command(subparsers)
     add_separate_command(subparsers)
     add_evaluate_command(subparsers)
+    add_leaderboard_command(subparsers)
     add_doctor_command(subparsers)
     return parser
 

@@ -22,12 +22,18 @@ Speech enhancement (``load_dataset("speech", task="enhance")``: one voice in noi
 scored like separation, on its one target, the voice ``"speech"``: a model with one
 output gives it (:func:`enhancement_method`), the noise being what it leaves of the
 mixture. The noise is not scored unless asked for (``targets=["speech", "noise"]``).
+
+:func:`leaderboard` (``tpsep leaderboard music|speech``) scores every available separator on
+one split with one metric: the oracle masks, the mixture, the shipped references trained on
+that data and any checkpoints given; the published figures of the papers (:data:`PUBLISHED`)
+are kept apart, since they were measured on other data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -433,3 +439,322 @@ def evaluate_from_args(args) -> dict:
                         for method, values in results["summary"].items() if focus in values)
     print(f"{focus} {main_metric} (median over tracks): {figures}")
     return results
+
+
+# ----------------------------------------------------------------------------- leaderboard
+
+LEADERBOARD_TASKS = ("music", "speech")
+LEADERBOARD_KINDS = ("oracle", "mixture", "reference", "checkpoint")  # the order of the rows and of the colours
+LEADERBOARD_ORACLES = {"ibm": "oracle IBM", "irm": "oracle IRM", "irm2": "oracle IRM2", "wiener": "oracle Wiener-like"}
+MUSIC_TARGETS = ("vocals", "accompaniment")
+SPEECH_PAIRS = ("FF", "FM", "MM")  # the pairs of voices of the speech set (meta["pair"])
+MUSIC_MODELS = ("unet", "bandsplit")  # trained on music when their checkpoint names no dataset we know
+LEADERBOARD_METRICS = {
+    "music": "museval SDR (BSS Eval v4), median over 1 s frames within each track, then median over tracks; "
+             "oracles: masks of an STFT of 1024 points, hop 256",
+    "speech": "SI-SDRi (SI-SDR of the output minus SI-SDR of the mixture, mean over the two voices of a mixture, "
+              "outputs matched to voices by best permutation), mean and median over mixtures, and mean by pair "
+              "of voices; the mixture scores 0 by definition; oracles: masks of an STFT of 1024 points, hop 256",
+}
+MAIN_SCORE = {"music": "vocals SDR", "speech": "SI-SDRi mean"}
+KIND_COLOURS = {"oracle": "tab:gray", "mixture": "tab:red", "reference": "tab:blue", "checkpoint": "tab:green"}
+
+# Published figures, measured by their authors on other datasets (not on this course's data): they show
+# what the models reach with full-size data and training, and are never mixed with the measured rows.
+# Each was read in the paper's own text (see each "source"). Add a figure here only with its citation
+# and the data it was measured on, after reading it in the paper itself.
+PUBLISHED = (
+    {"task": "speech", "method": "TF-GridNet", "dataset": "WSJ0-2mix, without data augmentation or dynamic mixing",
+     "figure": "SI-SDRi (dB)", "value": 23.5,
+     "citation": "Z.-Q. Wang, S. Cornell, S. Choi, Y. Lee, B.-Y. Kim, S. Watanabe, \"TF-GridNet: Integrating Full- and "
+                 "Sub-Band Modeling for Speech Separation\", IEEE/ACM TASLP, 2023",
+     "source": "the paper's abstract, https://ar5iv.labs.arxiv.org/html/2211.12433"},
+    # the two figures notebook 05 discusses: the paper's title claim is the first above the second
+    {"task": "speech", "method": "Conv-TasNet (non-causal, gLN)", "dataset": "WSJ0-2mix",
+     "figure": "SI-SNRi (dB)", "value": 15.3,
+     "citation": "Y. Luo, N. Mesgarani, \"Conv-TasNet: Surpassing Ideal Time-Frequency Magnitude Masking for "
+                 "Speech Separation\", IEEE/ACM TASLP, 2019",
+     "source": "the paper's comparison with the oracle masks, as cited in notebook 05"},
+    {"task": "speech", "method": "IRM (oracle)", "dataset": "WSJ0-2mix",
+     "figure": "SI-SNRi (dB)", "value": 12.2,
+     "citation": "Y. Luo, N. Mesgarani, IEEE/ACM TASLP, 2019 (the same table)",
+     "source": "the paper's comparison with the oracle masks, as cited in notebook 05"},
+)
+
+
+def _dataset_kind(dataset) -> tuple:
+    """What identifies a dataset: the renderer behind an embedded name ("speech" and "libri2mix-mini" are
+    the same data) and its options; a path stays itself."""
+    from tpsep.data import EMBEDDED, split_dataset_options
+
+    name, options = split_dataset_options(str(dataset))
+    return EMBEDDED.get(name, name), tuple(sorted(options.items()))
+
+
+def _trained_task(dataset, model_name) -> str:
+    """The task a model was trained for, from the dataset it records (else from its kind of model):
+    "music", "speech" (two voices to separate) or "speech enhancement"."""
+    if dataset:
+        kind, options = _dataset_kind(dataset)
+        if dict(options).get("task") == "enhance":
+            return "speech enhancement"
+        if kind == "chorales":
+            return "music"
+        if kind in ("libri2mix-mini", "speech2mix"):
+            return "speech"
+    return "music" if model_name in MUSIC_MODELS else "speech"
+
+
+def _checkpoint_row(path) -> tuple[dict, Callable, dict]:
+    """``(row, method, checkpoint)`` of a checkpoint of ``tpsep train``, labelled as ``tpsep evaluate`` does."""
+    checkpoint = load_checkpoint(str(path))
+    separator = separator_from(checkpoint, source=repr(str(path)))
+    extra, state = checkpoint.get("extra") or {}, checkpoint.get("state") or {}
+    seconds = ((state.get("history") or {}).get("time") or [None])[-1]
+    name = f"{extra['model_name']} ({Path(path).parent.name or '.'}/{Path(path).name})"
+    row = {"method": name, "kind": "checkpoint",
+           "parameters (M)": sum(p.numel() for p in separator.parameters()) / 1e6,
+           "steps": state.get("step"), "minutes": None if seconds is None else seconds / 60}
+    return row, track_method(separator, name), checkpoint
+
+
+def _plain_number(value):
+    """A numpy or pandas number as the Python number JSON can write (steps stay whole)."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+@dataclass
+class Leaderboard:
+    """What :func:`leaderboard` measured, and the published figures kept apart from it."""
+
+    task: str
+    dataset: str
+    split: str
+    tracks: int
+    metric: str                 # the one metric of every measured row, in words
+    measured: pd.DataFrame      # one row per method: method, kind, parameters (M), steps, minutes, scores
+    published: pd.DataFrame     # method, dataset, figure, value, citation: other data, other training
+    notes: list = field(default_factory=list)  # what was skipped, and why
+
+    @property
+    def main_score(self) -> str:
+        """The column the figure shows and ``best`` ranks by."""
+        return MAIN_SCORE[self.task]
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The best row that is a method (a reference or a checkpoint), not an oracle: None if none was scored."""
+        methods = self.measured[self.measured["kind"].isin(["reference", "checkpoint"])]
+        return None if methods.empty else methods.loc[methods[self.main_score].idxmax()]
+
+    def __str__(self) -> str:
+        shown = self.measured.copy()
+        if "steps" in shown.columns:  # whole numbers, "-" when unknown
+            shown["steps"] = [("-" if pd.isna(v) else int(v)) for v in shown["steps"]]
+        lines = [f"leaderboard, {self.task}: dataset {self.dataset!r}, split {self.split!r}, {self.tracks} tracks",
+                 f"metric: {self.metric}", "",
+                 shown.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-")]
+        lines += [f"note: {note}" for note in self.notes]
+        lines += ["", "Published (other datasets; not comparable line by line):"]
+        if self.published.empty:
+            lines.append(f"  none verified for {self.task}")
+        for row in self.published.itertuples():
+            lines.append(f"  {row.method}: {row.figure} {row.value:g} on {row.dataset}; {row.citation}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """The JSON-able results: the measured rows and, apart, the published ones."""
+        def records(table):
+            return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in table.to_dict("records")]
+
+        return {"command": "leaderboard", "task": self.task, "dataset": self.dataset, "split": self.split,
+                "tracks": self.tracks, "metric": self.metric, "main_score": self.main_score,
+                "measured": records(self.measured), "published": records(self.published), "notes": list(self.notes)}
+
+    def to_csv(self, path) -> Path:
+        """Write the measured table (one row per method) to CSV; the published figures are in :meth:`to_json`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.measured.to_csv(path, index=False)
+        return path
+
+    def to_json(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=_plain_number), encoding="utf-8")
+        return path
+
+    def plot(self, path) -> Path:
+        """A horizontal bar per method of the main score, coloured by kind, written to ``path``."""
+        # a Figure of its own, drawn by Agg: no pyplot, so a notebook's backend and figures are left alone
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
+
+        table = self.measured.iloc[::-1]  # the first row on top
+        figure = Figure(figsize=(7, 0.4 * len(table) + 1.5))
+        axis = figure.subplots()
+        bars = axis.barh(table["method"], table[self.main_score].astype(float),
+                         color=[KIND_COLOURS[k] for k in table["kind"]])
+        axis.bar_label(bars, fmt="%.1f", fontsize="small", padding=2)  # the mixture's 0 dB has no bar to see
+        axis.axvline(0, color="black", linewidth=0.8)
+        axis.set_xlabel(f"{self.main_score} (dB)")
+        axis.set_title(f"{self.task}: {self.dataset!r} {self.split}, {self.tracks} tracks")
+        shown = [kind for kind in LEADERBOARD_KINDS if kind in set(table["kind"])]
+        axis.legend(handles=[Patch(color=KIND_COLOURS[k], label=k) for k in shown], loc="lower right",
+                    fontsize="small")
+        figure.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path)
+        return path
+
+
+def _music_scores(method: Callable, tracks, name: str) -> dict:
+    frames = evaluate(method, tracks, MUSIC_TARGETS, method=name, mode="museval", progress=True)
+    summary = metrics.summary_table(frames)
+    return {f"{target} SDR": float(summary.loc[(name, target), "SDR"]) for target in MUSIC_TARGETS}
+
+
+def _speech_scores(method: Callable, tracks, name: str) -> dict:
+    table = per_sample_table(method, tracks, method=name, mode="si_sdr")
+    scores = {"SI-SDRi mean": table["improvement"].mean(), "SI-SDRi median": table["improvement"].median()}
+    if "pair" in table.columns:
+        by_pair = per_sample_summary(table, by="pair")
+        for pair in SPEECH_PAIRS:
+            scores[f"SI-SDRi {pair}"] = by_pair.loc[(pair, "improvement"), "mean"] if pair in by_pair.index else None
+    scores["output SI-SDR mean"] = table["output"].mean()
+    return {k: (None if v is None else float(v)) for k, v in scores.items()}
+
+
+def leaderboard(task: str = "speech", *, split: str = "test", checkpoints=(), references: bool = True,
+                oracles: bool = True, max_tracks: int | None = None, dataset=None) -> Leaderboard:
+    """Score every available separator on one split, with one metric for all.
+
+    The rows: the oracle masks (ceilings: they read the true sources), the mixture itself (the
+    floor), the references shipped with tpsep that were trained on this dataset, and the
+    ``checkpoints`` given. The published figures of the papers come apart, in ``published``:
+    they were measured on other data and are not comparable line by line.
+
+    Args:
+        task: "music" (museval SDR of vocals and accompaniment) or "speech" (SI-SDRi).
+        split: the dataset split to score.
+        checkpoints: paths of checkpoints written by ``tpsep train`` for this task.
+        references: score the shipped references trained on this dataset.
+        oracles: score the oracle masks (IBM, IRM, IRM2, Wiener-like).
+        max_tracks: score only the first N tracks (None: all of the split).
+        dataset: the data to score on (default: the course's dataset of the task, "music" or "speech").
+
+    Returns:
+        a :class:`Leaderboard`; ``print`` it, or write it with ``to_csv``, ``to_json``, ``plot``.
+    """
+    from tpsep.checkpoints import reference, reference_card, reference_names
+
+    if task not in LEADERBOARD_TASKS:
+        raise ValueError(f"unknown leaderboard task {task!r}; expected one of {LEADERBOARD_TASKS}")
+    if max_tracks is not None and max_tracks < 1:
+        raise ValueError(f"max_tracks must be a positive number of tracks, got {max_tracks}")
+    dataset = str(dataset or task)
+    rows: list[tuple[dict, Callable]] = []
+    notes = []
+    # the checkpoints first: a wrong one fails before any minute of scoring
+    for path in checkpoints:
+        row, method, checkpoint = _checkpoint_row(path)
+        trained_on = (checkpoint.get("extra") or {}).get("dataset")
+        trained_for = _trained_task(trained_on, checkpoint["extra"]["model_name"])
+        if trained_for != task:
+            raise ValueError(f"checkpoint {str(path)!r} was trained for {trained_for} (dataset {trained_on!r}), "
+                             f"but this leaderboard is for {task}; give a checkpoint trained on {task}")
+        if trained_on and _dataset_kind(trained_on) != _dataset_kind(dataset):
+            notes.append(f"{row['method']} was trained on {trained_on!r}, scored on {dataset!r}")
+        rows.append((row, method))
+    if references:
+        for name in reference_names():
+            card = reference_card(name)
+            if _trained_task(card.get("dataset"), card.get("model")) != task:
+                continue
+            if _dataset_kind(card.get("dataset")) != _dataset_kind(dataset):
+                notes.append(f"reference {name} skipped: trained on {card.get('dataset')!r}, not on {dataset!r}")
+                continue
+            separator = separator_from(load_checkpoint(str(reference(name))), source=f"reference {name!r}")
+            rows.append(({"method": name, "kind": "reference",
+                          "parameters (M)": card["parameters"] / 1e6 if card.get("parameters") else None,
+                          "steps": card.get("steps"), "minutes": card.get("training_minutes")},
+                         track_method(separator, name)))
+        if not any(row["kind"] == "reference" for row, _ in rows):
+            notes.append(f"no shipped reference was trained on {dataset!r}")
+    if oracles:
+        rows += [({"method": label, "kind": "oracle"}, masks.oracle_separator(kind))
+                 for kind, label in LEADERBOARD_ORACLES.items()]
+    rows.append(({"method": "mixture", "kind": "mixture"}, masks.oracle_separator("mix")))
+
+    tracks = _load_tracks(dataset, split)[:max_tracks]
+    if not tracks:
+        raise ValueError(f"dataset {dataset!r} split {split!r} has no tracks to score")
+    if task == "music" and "vocals" not in tracks[0].source_names:
+        raise ValueError(f"the music leaderboard scores vocals and accompaniment, but {dataset!r} has the "
+                         f"sources {list(tracks[0].source_names)}")
+    score = _music_scores if task == "music" else _speech_scores
+    measured = pd.DataFrame([{**row, **score(method, tracks, row["method"])} for row, method in rows])
+    measured = measured.reindex(columns=["method", "kind", "parameters (M)", "steps", "minutes",
+                                         *[c for c in measured.columns if c not in
+                                           ("method", "kind", "parameters (M)", "steps", "minutes")]])
+    order = {kind: i for i, kind in enumerate(LEADERBOARD_KINDS)}
+    measured = (measured.assign(_order=measured["kind"].map(order))
+                .sort_values(["_order", MAIN_SCORE[task]], ascending=[True, False])
+                .drop(columns="_order").reset_index(drop=True)
+                .astype({"steps": "Int64"}))  # whole numbers, or <NA> when unknown
+    published = pd.DataFrame([{k: v for k, v in entry.items() if k != "task"}
+                              for entry in PUBLISHED if entry["task"] == task],
+                             columns=["method", "dataset", "figure", "value", "citation", "source"])
+    return Leaderboard(task=task, dataset=dataset, split=split, tracks=len(tracks),
+                       metric=LEADERBOARD_METRICS[task], measured=measured, published=published, notes=notes)
+
+
+def add_leaderboard_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``tpsep leaderboard`` on an argparse ``subparsers`` object."""
+    parser = subparsers.add_parser(
+        "leaderboard",
+        help="score oracles, the mixture, the shipped references and checkpoints on one test split",
+        description=(
+            "Score every available separator on one split with one metric: the oracle masks "
+            "(ceilings), the mixture (the floor), the shipped references trained on this data, and "
+            "the checkpoints given. Music: museval SDR, median of frame medians; speech: SI-SDRi, "
+            "mean and median, and by pair of voices. Published figures of the papers are printed "
+            "apart: they were measured on other data.\n\n"
+            "examples:\n"
+            "  tpsep leaderboard speech --csv board.csv --plot board.png\n"
+            "  tpsep leaderboard speech --checkpoint runs/ctn/best.pt --no-oracles\n"
+            "  tpsep leaderboard music --tracks 2"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=LEADERBOARD_TASKS, help="music or speech")
+    parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument("--dataset", default=None, help="the data to score on (default: the task's own, music or speech)")
+    parser.add_argument("--checkpoint", nargs="+", default=[], metavar="PATH",
+                        help="checkpoint(s) of `tpsep train` to score too")
+    parser.add_argument("--no-references", dest="references", action="store_false",
+                        help="leave out the references shipped with tpsep")
+    parser.add_argument("--no-oracles", dest="oracles", action="store_false", help="leave out the oracle masks")
+    parser.add_argument("--tracks", type=int, default=None, help="score only the first N tracks")
+    parser.add_argument("--csv", metavar="PATH", default=None, help="also write the measured table to PATH")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the measured and the published figures to PATH as JSON")
+    parser.add_argument("--plot", metavar="PATH", default=None, help="also draw the main score per method to PATH")
+    parser.set_defaults(func=run_leaderboard)
+    return parser
+
+
+def run_leaderboard(args) -> int:
+    """Entry point of ``tpsep leaderboard``: print the table, write what was asked, end with the key line."""
+    board = leaderboard(args.task, split=args.split, checkpoints=args.checkpoint, references=args.references,
+                        oracles=args.oracles, max_tracks=args.tracks, dataset=args.dataset)
+    print(board)
+    for path, write in ((args.csv, board.to_csv), (args.json, board.to_json), (args.plot, board.plot)):
+        if path:
+            write(path)
+    best = board.best
+    best_text = "none (no reference or checkpoint)" if best is None else \
+        f"{best['method']} {board.main_score} {best[board.main_score]:.2f} dB"
+    print(f"leaderboard: task={board.task} methods={len(board.measured)} tracks={board.tracks} best={best_text}")
+    return 0
