@@ -132,3 +132,57 @@ def test_it_can_overfit_one_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ---- the checks of notebook 03 reject the classic mistakes (tpsep/exercises/nb03.py) ----
+
+def _status(capsys, name, attempt):
+    from tpsep.exercises import check
+    check(name, attempt, seed=0)
+    return capsys.readouterr().out
+
+
+def test_encoder_block_check_accepts_a_sequential_and_rejects_the_default_leaky_slope(capsys):
+    nn = torch.nn
+    right = lambda c_in, c_out: nn.Sequential(nn.Conv2d(c_in, c_out, 5, 2, 2), nn.BatchNorm2d(c_out),
+                                              nn.LeakyReLU(0.2))
+    default_slope = lambda c_in, c_out: nn.Sequential(nn.Conv2d(c_in, c_out, 5, 2, 2), nn.BatchNorm2d(c_out),
+                                                      nn.LeakyReLU())
+    no_padding = lambda c_in, c_out: nn.Sequential(nn.Conv2d(c_in, c_out, 5, 2), nn.BatchNorm2d(c_out),
+                                                   nn.LeakyReLU(0.2))
+    assert _status(capsys, "03.encoder_block", right).startswith("✓")
+    assert _status(capsys, "03.encoder_block", default_slope).startswith("✗")
+    assert "expected shape" in _status(capsys, "03.encoder_block", no_padding)
+
+
+def test_decoder_block_check_rejects_a_missing_output_padding_and_dropout_before_the_norm(capsys):
+    nn = torch.nn
+
+    def block(c_in, c_out, dropout=0.0, output_padding=1, dropout_first=False):
+        conv = nn.ConvTranspose2d(c_in, c_out, 5, 2, 2, output_padding=output_padding)
+        drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        layers = [conv, drop, nn.BatchNorm2d(c_out), nn.ReLU()] if dropout_first else \
+                 [conv, nn.BatchNorm2d(c_out), nn.ReLU(), drop]
+        return nn.Sequential(*layers)
+
+    assert _status(capsys, "03.decoder_block", block).startswith("✓")
+    assert "output_padding" in _status(capsys, "03.decoder_block",
+                                       lambda c_in, c_out, dropout=0.0: block(c_in, c_out, dropout, 0))
+    assert "train mode" in _status(capsys, "03.decoder_block",
+                                   lambda c_in, c_out, dropout=0.0: block(c_in, c_out, dropout, dropout_first=True))
+
+
+def test_loss_check_asks_for_the_shape_guard(capsys):
+    assert "ValueError" in _status(capsys, "03.l1_mask_loss", lambda m, x, y: (m * x - y).abs().mean())
+
+
+def test_fixed_batch_check_rejects_the_broken_domains_and_the_wrong_targets(capsys):
+    from tpsep.spectral import crop_bins
+
+    def log_input_raw_target(mixture, vocals):
+        inputs = torch.log1p(mixture) / torch.log1p(mixture.amax(dim=(-2, -1), keepdim=True))
+        return crop_bins(inputs), crop_bins(vocals)
+
+    assert "check_domains" in _status(capsys, "03.fixed_batch", log_input_raw_target)
+    assert "not the vocals" in _status(capsys, "03.fixed_batch", lambda m, v: (crop_bins(m), crop_bins(m)))
+    assert "512 bins" in _status(capsys, "03.fixed_batch", lambda m, v: (m, v))
