@@ -12,7 +12,7 @@ LAYERS = [
     {"tpsep", "tpsep.audio", "tpsep.spectral", "tpsep.masks", "tpsep.metrics", "tpsep.data"},
     {"tpsep.models", "tpsep.losses"},
     {"tpsep.train", "tpsep.devices", "tpsep.reporting", "tpsep.checkpoints", "tpsep.recipes",
-     "tpsep.separate", "tpsep.evaluation", "tpsep.diagnose"},
+     "tpsep.separate", "tpsep.evaluation", "tpsep.diagnose", "tpsep.doctor"},
     {"tpsep.widgets", "tpsep.exercises", "tpsep.course", "tpsep.cli", "tpsep.__main__"},
 ]
 
