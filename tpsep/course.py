@@ -329,8 +329,9 @@ def written_questions(notebook: nbformat.NotebookNode) -> list[dict]:
 
 def notebook_number(path: Path, notebook: nbformat.NotebookNode, checks: list[dict]) -> str | None:
     """Which course notebook a submission is (``"03"``): from the names of the checks it ran
-    (``"03.unet_forward"``), else its file name (``03_unet.ipynb``), else its metadata
-    ``{"tpsep": {"notebook": "03"}}``; None when nothing says."""
+    (``"03.unet_forward"``), else its file name (``03_unet.ipynb``), else the ids that
+    :func:`tpsep build <build>` gave its cells (``"03-000"``; JupyterLab keeps them); None
+    when nothing says."""
     for check in checks:
         prefix = check["exercise"].split(".", 1)[0]
         if re.fullmatch(r"\d\d", prefix):
@@ -338,12 +339,8 @@ def notebook_number(path: Path, notebook: nbformat.NotebookNode, checks: list[di
     named = _NUMBERED_NAME.match(path.name)
     if named:
         return named.group(1)
-    declared = notebook.metadata.get("tpsep", {}).get("notebook")
-    if isinstance(declared, int):
-        return f"{declared:02d}"
-    if isinstance(declared, str) and re.match(r"\d\d", declared):
-        return declared[:2]
-    return None
+    built = [str(cell.get("id", "")) for cell in notebook.cells if _BUILD_CELL_ID.match(str(cell.get("id", "")))]
+    return built[0][:2] if built else None
 
 
 def notebook_exercises(number: str) -> dict:

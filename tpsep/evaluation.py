@@ -350,6 +350,12 @@ def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def checkpoint_label(path, checkpoint: dict) -> str:
+    """How a table names a trained model: the model and where its checkpoint lies, ``unet (unet03/best.pt)``."""
+    path = Path(path)
+    return f"{checkpoint['extra']['model_name']} ({path.parent.name or '.'}/{path.name})"
+
+
 def _separators_from_args(args) -> list[tuple[str, Callable]]:
     if args.checkpoint and args.oracle:
         raise SystemExit("tpsep evaluate: give either a CHECKPOINT or --oracle, not both")
@@ -359,7 +365,7 @@ def _separators_from_args(args) -> list[tuple[str, Callable]]:
         raise SystemExit("tpsep evaluate: nothing to evaluate; give --oracle KIND or a CHECKPOINT")
     checkpoint = load_checkpoint(args.checkpoint)
     separator = separator_from(checkpoint)
-    label = f"{checkpoint['extra']['model_name']} ({Path(args.checkpoint).parent.name or '.'}/{Path(args.checkpoint).name})"
+    label = checkpoint_label(args.checkpoint, checkpoint)
     return [(label, track_method(separator))]
 
 
@@ -511,7 +517,7 @@ def _checkpoint_row(path) -> tuple[dict, Callable, dict]:
     separator = separator_from(checkpoint, source=repr(str(path)))
     extra, state = checkpoint.get("extra") or {}, checkpoint.get("state") or {}
     seconds = ((state.get("history") or {}).get("time") or [None])[-1]
-    name = f"{extra['model_name']} ({Path(path).parent.name or '.'}/{Path(path).name})"
+    name = checkpoint_label(path, checkpoint)
     row = {"method": name, "kind": "checkpoint",
            "parameters (M)": sum(p.numel() for p in separator.parameters()) / 1e6,
            "steps": state.get("step"), "minutes": None if seconds is None else seconds / 60}
@@ -697,9 +703,8 @@ def leaderboard(task: str = "speech", *, split: str = "test", checkpoints=(), re
                          f"sources {list(tracks[0].source_names)}")
     score = _music_scores if task == "music" else _speech_scores
     measured = pd.DataFrame([{**row, **score(method, tracks, row["method"])} for row, method in rows])
-    measured = measured.reindex(columns=["method", "kind", "parameters (M)", "steps", "minutes",
-                                         *[c for c in measured.columns if c not in
-                                           ("method", "kind", "parameters (M)", "steps", "minutes")]])
+    leading = ["method", "kind", "parameters (M)", "steps", "minutes"]
+    measured = measured.reindex(columns=leading + [c for c in measured.columns if c not in leading])
     order = {kind: i for i, kind in enumerate(LEADERBOARD_KINDS)}
     measured = (measured.assign(_order=measured["kind"].map(order))
                 .sort_values(["_order", MAIN_SCORE[task]], ascending=[True, False])

@@ -121,8 +121,18 @@ def wiener_refine(mask: torch.Tensor, power: float = 2.0) -> torch.Tensor:
     a power ratio of the two (p = 2, as a Wiener filter uses powers) pushes
     uncertain bins towards 0 or 1: less bleeding, a little more artefacts.
     """
-    target, rest = mask.clamp(0, 1) ** power, (1 - mask.clamp(0, 1)) ** power
-    return target / (target + rest + 1e-10)
+    mask = mask.clamp(0, 1)
+    return power_ratio_masks(torch.stack([mask, 1 - mask]), power)[0]
+
+
+def power_ratio_masks(source_mags: torch.Tensor, power: float) -> torch.Tensor:
+    """``|S_j|^p / sum_k |S_k|^p`` over the first axis of ``source_mags`` (>= 0); 0 where every one is 0."""
+    # divide by the loudest estimate first: the ratios lie in [0, 1] with the loudest exactly 1, so
+    # raising them to the power p can neither overflow nor vanish, however quiet or loud the bin
+    loudest = source_mags.amax(dim=0, keepdim=True)
+    powers = (source_mags / loudest.clamp_min(torch.finfo(source_mags.dtype).tiny)) ** power
+    # the sum is >= 1 unless every estimate is 0 there (then every power is 0, and so is every mask)
+    return powers / powers.sum(dim=0, keepdim=True).clamp_min(1.0)
 
 
 def wiener_refine_sources(source_mags, mixture_stft, power: float = 2.0) -> torch.Tensor:
@@ -159,13 +169,7 @@ def wiener_refine_sources(source_mags, mixture_stft, power: float = 2.0) -> torc
                          f"got {tuple(source_mags.shape)}")
     if (source_mags < 0).any():
         raise ValueError("wiener_refine_sources expects magnitudes >= 0, got negative values")
-    source_mags = source_mags.to(mixture_stft.real.dtype)
-    # divide by the loudest estimate first: the ratios lie in [0, 1] with the loudest exactly 1, so
-    # raising them to the power p can neither overflow nor vanish, however quiet or loud the bin
-    loudest = source_mags.amax(dim=0, keepdim=True)
-    powers = (source_mags / loudest.clamp_min(torch.finfo(source_mags.dtype).tiny)) ** power
-    # the sum is >= 1 unless every estimate is 0 there (then every power is 0, and so is every mask)
-    soft_masks = powers / powers.sum(dim=0, keepdim=True).clamp_min(1.0)
+    soft_masks = power_ratio_masks(source_mags.to(mixture_stft.real.dtype), power)
     return soft_masks * mixture_stft                                 # the J masks add up to 1 in every bin
 
 
