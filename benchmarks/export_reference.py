@@ -55,10 +55,14 @@ def main(argv=None) -> Path:
     parser.add_argument("--command", required=True, help="the command that trained it")
     parser.add_argument("--machine", required=True, help="what it ran on")
     parser.add_argument("--note", default="", help="anything else the card should say")
+    parser.add_argument("--half", action="store_true",
+                        help="store the weights in float16 (half the file); the card scores the rounded weights")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(2)
     stored = checkpoints.load_checkpoint(args.checkpoint)
+    dtype = torch.float16 if args.half else None
+    stored["model"] = checkpoints.slim_weights(stored["model"], dtype)  # score what ships
     model = checkpoints.separator_from(stored)
     extra, state = stored["extra"], stored.get("state") or {}
     dataset = extra.get("dataset")
@@ -77,9 +81,10 @@ def main(argv=None) -> Path:
                   **score(model, tracks[:CHECK_TRACKS], music)},
         "exported": datetime.date.today().isoformat(), "exported_with": f"torch {torch.__version__}, "
                                                                        f"{platform.machine()}",
+        "weights": "float16" if args.half else "float32",
         "note": args.note,
     }
-    path = checkpoints.export_reference(args.checkpoint, checkpoints.REFERENCES / f"{args.name}.pt", card)
+    path = checkpoints.export_reference(args.checkpoint, checkpoints.REFERENCES / f"{args.name}.pt", card, dtype)
     print(f"{path} ({path.stat().st_size / 1e6:.2f} MB): test {card['test']}, check {card['check']}")
     return path
 

@@ -23,7 +23,22 @@ def test_references_are_shipped_with_their_cards():
 def test_reference_holds_weights_and_config_only(name):
     stored = torch.load(checkpoints.reference(name), map_location="cpu", weights_only=False)
     assert stored["resume"] is None  # no optimiser state, no random states
-    assert checkpoints.reference(name).stat().st_size < 5e6
+    assert checkpoints.reference(name).stat().st_size < 6e6
+
+
+def test_the_references_together_stay_small():
+    total = sum(checkpoints.reference(name).stat().st_size for name in NAMES)
+    assert total < 20e6, f"the shipped references weigh {total / 1e6:.1f} MB; the package allows 20 MB"
+
+
+def test_float16_weights_load_into_a_float32_model():
+    half = [n for n in NAMES if checkpoints.reference_card(n).get("weights") == "float16"]
+    assert half, "no reference is stored in float16"
+    for name in half:
+        stored = torch.load(checkpoints.reference(name), map_location="cpu", weights_only=False)
+        assert {v.dtype for v in stored["model"].values() if v.is_floating_point()} == {torch.float16}
+        model = checkpoints.load_separator(checkpoints.reference(name))
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 @pytest.mark.parametrize("name", NAMES)

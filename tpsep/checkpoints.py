@@ -169,11 +169,21 @@ def reference_card(name: str) -> dict:
     return json.loads(reference(name).with_suffix(".json").read_text())
 
 
-def export_reference(checkpoint_path, out_path, card: dict) -> Path:
-    """Write the weights and config of a training checkpoint (no optimiser, no random states)
-    to ``out_path``, and ``card`` beside it as ``<stem>.json``; returns the checkpoint path."""
+def slim_weights(weights: dict, dtype: torch.dtype | None = None) -> dict:
+    """A copy of a state dict, its floating-point tensors cast to ``dtype`` when one is given.
+
+    float16 halves a shipped file; ``load_state_dict`` casts the weights back to the model's
+    float32 when they are loaded, so only their rounding differs.
+    """
+    return {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v.clone() for k, v in weights.items()}
+
+
+def export_reference(checkpoint_path, out_path, card: dict, dtype: torch.dtype | None = None) -> Path:
+    """Write the weights (cast to ``dtype`` if given) and config of a training checkpoint, with no
+    optimiser and no random states, to ``out_path``, and ``card`` beside it as ``<stem>.json``;
+    returns the checkpoint path."""
     checkpoint = load_checkpoint(checkpoint_path)
-    slim = {"model": {k: v.clone() for k, v in checkpoint["model"].items()}, "extra": checkpoint.get("extra") or {},
+    slim = {"model": slim_weights(checkpoint["model"], dtype), "extra": checkpoint.get("extra") or {},
             "train_config": checkpoint.get("train_config"), "state": checkpoint.get("state"), "resume": None}
     separator_from(slim, source=repr(str(checkpoint_path)))  # fails here, not in a student's notebook
     out_path = Path(out_path)
