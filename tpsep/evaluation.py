@@ -511,6 +511,22 @@ def _trained_task(dataset, model_name) -> str:
     return "music" if model_name in MUSIC_MODELS else "speech"
 
 
+def checkpoint_task(path) -> str:
+    """The task the checkpoint at ``path`` was trained for: "music", "speech" or "speech enhancement"
+    (what :func:`leaderboard` needs to know to put it on the right board)."""
+    extra = load_checkpoint(str(path)).get("extra") or {}
+    if "model_name" not in extra:
+        raise ValueError(f"{str(path)!r} does not say which model it holds (extra['model_name'] is missing); "
+                         f"expected a checkpoint written by tpsep train or by fit(..., extra=...)")
+    return _trained_task(extra.get("dataset"), extra["model_name"])
+
+
+def _is_real_data(dataset) -> bool:
+    from tpsep.data import EMBEDDED, split_dataset_options
+
+    return split_dataset_options(str(dataset))[0] not in EMBEDDED
+
+
 def _checkpoint_row(path) -> tuple[dict, Callable, dict]:
     """``(row, method, checkpoint)`` of a checkpoint of ``tpsep train``, labelled as ``tpsep evaluate`` does."""
     checkpoint = load_checkpoint(str(path))
@@ -592,15 +608,23 @@ class Leaderboard:
         path.write_text(json.dumps(self.to_dict(), indent=2, default=_plain_number), encoding="utf-8")
         return path
 
-    def plot(self, path) -> Path:
-        """A horizontal bar per method of the main score, coloured by kind, written to ``path``."""
+    def plot(self, path=None, ax=None):
+        """A horizontal bar per method of the main score, coloured by kind.
+
+        With ``path``, on a figure of its own written there (returns the path); otherwise on ``ax``
+        (a notebook's axes; returns them)."""
         # a Figure of its own, drawn by Agg: no pyplot, so a notebook's backend and figures are left alone
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
 
+        if (path is None) == (ax is None):
+            raise ValueError("Leaderboard.plot draws either to a file (path=...) or on axes (ax=...): give one")
         table = self.measured.iloc[::-1]  # the first row on top
-        figure = Figure(figsize=(7, 0.4 * len(table) + 1.5))
-        axis = figure.subplots()
+        if ax is None:
+            figure = Figure(figsize=(7, 0.4 * len(table) + 1.5))
+            axis = figure.subplots()
+        else:
+            figure, axis = None, ax
         bars = axis.barh(table["method"], table[self.main_score].astype(float),
                          color=[KIND_COLOURS[k] for k in table["kind"]])
         axis.bar_label(bars, fmt="%.1f", fontsize="small", padding=2)  # the mixture's 0 dB has no bar to see
@@ -610,6 +634,8 @@ class Leaderboard:
         shown = [kind for kind in LEADERBOARD_KINDS if kind in set(table["kind"])]
         axis.legend(handles=[Patch(color=KIND_COLOURS[k], label=k) for k in shown], loc="lower right",
                     fontsize="small")
+        if figure is None:
+            return axis
         figure.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -617,13 +643,13 @@ class Leaderboard:
         return path
 
 
-def _music_scores(method: Callable, tracks, name: str) -> dict:
-    frames = evaluate(method, tracks, MUSIC_TARGETS, method=name, mode="museval", progress=True)
+def _music_scores(method: Callable, tracks, name: str, progress: bool = True) -> dict:
+    frames = evaluate(method, tracks, MUSIC_TARGETS, method=name, mode="museval", progress=progress)
     summary = metrics.summary_table(frames)
     return {f"{target} SDR": float(summary.loc[(name, target), "SDR"]) for target in MUSIC_TARGETS}
 
 
-def _speech_scores(method: Callable, tracks, name: str) -> dict:
+def _speech_scores(method: Callable, tracks, name: str, progress: bool = True) -> dict:
     table = per_sample_table(method, tracks, method=name, mode="si_sdr")
     scores = {"SI-SDRi mean": table["improvement"].mean(), "SI-SDRi median": table["improvement"].median()}
     if "pair" in table.columns:
@@ -635,7 +661,8 @@ def _speech_scores(method: Callable, tracks, name: str) -> dict:
 
 
 def leaderboard(task: str = "speech", *, split: str = "test", checkpoints=(), references: bool = True,
-                oracles: bool = True, max_tracks: int | None = None, dataset=None) -> Leaderboard:
+                oracles: bool = True, max_tracks: int | None = None, dataset=None,
+                progress: bool = True) -> Leaderboard:
     """Score every available separator on one split, with one metric for all.
 
     The rows: the oracle masks (ceilings: they read the true sources), the mixture itself (the
@@ -650,7 +677,9 @@ def leaderboard(task: str = "speech", *, split: str = "test", checkpoints=(), re
         references: score the shipped references trained on this dataset.
         oracles: score the oracle masks (IBM, IRM, IRM2, Wiener-like).
         max_tracks: score only the first N tracks (None: all of the split).
-        dataset: the data to score on (default: the course's dataset of the task, "music" or "speech").
+        dataset: the data to score on (default: the course's dataset of the task, "music" or "speech");
+            on real recordings (a path), every reference of the task is scored, trained elsewhere.
+        progress: show a progress bar per method.
 
     Returns:
         a :class:`Leaderboard`; ``print`` it, or write it with ``to_csv``, ``to_json``, ``plot``.
@@ -680,7 +709,9 @@ def leaderboard(task: str = "speech", *, split: str = "test", checkpoints=(), re
             card = reference_card(name)
             if _trained_task(card.get("dataset"), card.get("model")) != task:
                 continue
-            if _dataset_kind(card.get("dataset")) != _dataset_kind(dataset):
+            if _is_real_data(dataset):  # real recordings: how far the course's models carry over
+                notes.append(f"reference {name} was trained on {card.get('dataset')!r}, scored on {dataset!r}")
+            elif _dataset_kind(card.get("dataset")) != _dataset_kind(dataset):
                 notes.append(f"reference {name} skipped: trained on {card.get('dataset')!r}, not on {dataset!r}")
                 continue
             separator = separator_from(load_checkpoint(str(reference(name))), source=f"reference {name!r}")
@@ -702,7 +733,7 @@ def leaderboard(task: str = "speech", *, split: str = "test", checkpoints=(), re
         raise ValueError(f"the music leaderboard scores vocals and accompaniment, but {dataset!r} has the "
                          f"sources {list(tracks[0].source_names)}")
     score = _music_scores if task == "music" else _speech_scores
-    measured = pd.DataFrame([{**row, **score(method, tracks, row["method"])} for row, method in rows])
+    measured = pd.DataFrame([{**row, **score(method, tracks, row["method"], progress)} for row, method in rows])
     leading = ["method", "kind", "parameters (M)", "steps", "minutes"]
     measured = measured.reindex(columns=leading + [c for c in measured.columns if c not in leading])
     order = {kind: i for i, kind in enumerate(LEADERBOARD_KINDS)}
