@@ -242,14 +242,17 @@ def run_train_command(args) -> int:
     settings = DataSettings(**{f.name: getattr(args, f.name) for f in fields(DataSettings)})
     entry = MODELS[args.model]
     model_settings = model_config(args.model, parse_options(args.option))
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone prints and writes
     seed_everything(config.seed)                           # before anything random is built: same seed, same run
-    separator = entry.separator(model_settings, verbose=True)
+    separator = entry.separator(model_settings, verbose=main_process)
     recipe = entry.recipe(separator, settings, config.seed)
     extra = {"model_name": args.model, "model_config": asdict(model_settings), "dataset": str(recipe.dataset)}
     history = fit(recipe.model, recipe.loss_fn, recipe.train_loader, recipe.valid_loader, config,
                   resume=args.resume, extra=extra)
-    figures = {"model": args.model, **history.summary(), "out": config.out_dir}
-    if int(os.environ.get("RANK", "0")) == 0:
+    # processes: how many trained together (torchrun's WORLD_SIZE, which fit() joins; 1 without torchrun)
+    figures = {"model": args.model, **history.summary(), "out": config.out_dir,
+               "processes": int(os.environ.get("WORLD_SIZE", "1"))}
+    if main_process:
         best = "none" if figures["best_valid"] is None else f"{figures['best_valid']:.5g}"
         last = "none" if figures["train_loss"] is None else f"{figures['train_loss']:.5g}"
         print(f"train: model={args.model} steps={figures['steps']} train_loss={last} best_valid={best} "

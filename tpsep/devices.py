@@ -85,11 +85,16 @@ def setup_distributed(device_preference: str = "auto") -> Distributed:
 
 
 def wrap_distributed(model, ddp: Distributed):
-    """DDP averages the gradients of all processes during backward; one process: the model itself."""
+    """DDP averages the gradients of all processes during backward; one process: the model itself.
+
+    ``find_unused_parameters``: some parameters may take no part in the loss (Conv-TasNet's last
+    block computes a residual that nothing reads), and DDP would otherwise stop at the second
+    step waiting for their gradients. The price is one walk over the autograd graph per step."""
     if ddp.world_size == 1:
         return model
     from torch.nn.parallel import DistributedDataParallel
-    return DistributedDataParallel(model, device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None,
+                                   find_unused_parameters=True)
 
 
 def sync_gradients(net, sync: bool):
@@ -97,6 +102,17 @@ def sync_gradients(net, sync: bool):
     if sync or not hasattr(net, "no_sync"):
         return nullcontext()
     return net.no_sync()
+
+
+def agreed_minutes(ddp: Distributed, minutes: float) -> float:
+    """With several processes, the longest of their clocks, so that all stop after the same step
+    for ``minutes``: each process starts its clock at its own moment, and one that stops alone
+    leaves the others waiting for its gradients forever."""
+    if ddp.world_size == 1:
+        return minutes
+    longest = torch.tensor([minutes], dtype=torch.float64, device=ddp.device)
+    dist.all_reduce(longest, op=dist.ReduceOp.MAX)
+    return longest.item()
 
 
 def cleanup_distributed(ddp: Distributed) -> None:

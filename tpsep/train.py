@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 
 from tpsep import seed_everything
 from tpsep.checkpoints import load_checkpoint, preserved_random_states, save_checkpoint, set_random_states
-from tpsep.devices import (autocast_context, cleanup_distributed, move_to, setup_distributed,
+from tpsep.devices import (agreed_minutes, autocast_context, cleanup_distributed, move_to, setup_distributed,
                            sync_gradients, wrap_distributed)
 from tpsep.reporting import History, Logger
 
@@ -146,7 +146,12 @@ def fit(model, loss_fn, train_loader, valid_loader=None, config: TrainConfig | N
     autocast = autocast_context(device, config.precision)
     log = Logger(config, is_main)
     started, seconds_before = time.perf_counter(), (history.time[-1] if history.time else 0.0)
-    minutes_so_far = lambda: (time.perf_counter() - started) / 60  # noqa: E731  (this call only)
+
+    def minutes_so_far() -> float | None:
+        """Minutes of this call (None without a minutes limit: no clock to agree on between processes)."""
+        if config.minutes is None:
+            return None
+        return agreed_minutes(ddp, (time.perf_counter() - started) / 60)
 
     def save(name: str) -> None:
         if is_main and config.out_dir:
