@@ -169,3 +169,36 @@ def test_checkpoint_of_the_other_task_names_both(tmp_path):
     music_checkpoint = tiny_checkpoint(tmp_path / "best.pt", "music")
     with pytest.raises(ValueError, match="trained for music.*leaderboard is for speech"):
         evaluation.leaderboard("speech", checkpoints=[music_checkpoint], max_tracks=1)
+
+
+# ---- the exercises of notebook 08 fail on the classic mistakes
+
+
+def test_notebook_exercises_reject_the_classic_mistakes(capsys):
+    import numpy as np
+
+    from tpsep.exercises import check, get
+
+    def both_strict(costs, scores):  # a method tied on cost but better on score no longer dominates
+        costs, scores = np.asarray(costs), np.asarray(scores)
+        return ~((costs[None] < costs[:, None]) & (scores[None] > scores[:, None])).any(1)
+
+    def none_strict(costs, scores):  # every method dominates itself: an empty front
+        costs, scores = np.asarray(costs), np.asarray(scores)
+        return ~((costs[None] <= costs[:, None]) & (scores[None] >= scores[:, None])).any(1)
+
+    def blocks(n_examples, rank, world_size):  # contiguous blocks instead of dealing the cards
+        per_process = -(-n_examples // world_size)
+        indices = list(range(n_examples)) + list(range(per_process * world_size - n_examples))
+        return indices[rank * per_process:(rank + 1) * per_process]
+
+    def drop_last(n_examples, rank, world_size):  # the last examples are dropped, not padded
+        return list(range(n_examples - n_examples % world_size))[rank::world_size]
+
+    for name, attempt in (("08.pareto_front", both_strict), ("08.pareto_front", none_strict),
+                          ("08.shard_indices", blocks), ("08.shard_indices", drop_last)):
+        assert check(name, attempt, seed=3) is get(name).reference, name
+        assert capsys.readouterr().out.startswith(f"✗ {name}")
+    for name in ("08.pareto_front", "08.shard_indices"):
+        assert check(name, get(name).reference, seed=3) is get(name).reference
+        assert capsys.readouterr().out.startswith(f"✓ {name}")
