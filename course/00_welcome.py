@@ -161,5 +161,6 @@ plt.show()
 # | 05 | Conv-TasNet | a learned filterbank and a dilated convolutional separator | two voices pulled apart, against the ideal mask |
 # | 06 | band-split | a band-split RNN with complex masks | training that stays finite |
 # | 07 | TF-GridNet | intra-frame, sub-band and full-band attention blocks | per-sample results, best and worst examples |
+# | 08 | leaderboard | the Pareto front of score against cost; what each DDP process reads | every model and oracle on one test set; real recordings; GPU and torchrun commands |
 #
 # Next: **01 · STFT**.

@@ -446,8 +446,11 @@ valid_loader = torch.utils.data.DataLoader(data.ChunkDataset(valid_tracks, secon
                                            batch_size=16)
 model = ConvTasNet(convtasnet.COURSE)
 initial_basis = model.encoder.weight[:, 0].detach().clone()  # (N, L), to see what training changed
+# the checkpoints go to .runs/convtasnet05/, where notebook 08 finds them for its leaderboard
 history = fit(model, pit_loss_fn, train_loader, valid_loader,
-              TrainConfig(max_steps=TRAIN_STEPS, lr=TRAIN_LR, grad_clip=5.0, log_every=20))
+              TrainConfig(max_steps=TRAIN_STEPS, lr=TRAIN_LR, grad_clip=5.0, log_every=20,
+                          out_dir=".runs/convtasnet05", tensorboard=False),
+              extra={"model_name": "convtasnet", "model_config": vars(convtasnet.COURSE), "dataset": DATASET})
 print(f"validation SI-SNR after {history.steps} steps: {-history.valid_loss[-1]:.2f} dB")
 history.plot(smooth=10).set(ylabel="loss = -SI-SNR (dB)", title="Conv-TasNet")
 plt.show()

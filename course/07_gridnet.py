@@ -242,8 +242,11 @@ print(f"tiny model after {tiny_history.steps} steps at lr 1e-3: loss {np.mean(ti
 # NBVAL_IGNORE_OUTPUT
 tpsep.seed_everything(0)
 model = TFGridNet(gridnet.COURSE)
+# the checkpoints go to .runs/gridnet07/, where notebook 08 finds them for its leaderboard
 history = fit(model, pit_loss_fn, train_loader, valid_loader,
-              TrainConfig(max_steps=TRAIN_STEPS, lr=TRAIN_LR, grad_clip=5.0, log_every=10, progress=False))
+              TrainConfig(max_steps=TRAIN_STEPS, lr=TRAIN_LR, grad_clip=5.0, log_every=10, progress=False,
+                          out_dir=".runs/gridnet07", tensorboard=False),
+              extra={"model_name": "gridnet", "model_config": vars(gridnet.COURSE), "dataset": DATASET})
 losses = np.array(history.train_loss)
 print("mean loss per 50 steps:", [round(float(losses[i:i + 50].mean()), 2) for i in range(0, len(losses), 50)])
 print(f"validation SI-SNR after {history.steps} steps: {-history.valid_loss[-1]:.2f} dB; outputs against the "
